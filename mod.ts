@@ -1,0 +1,41 @@
+/**
+ * Shardlite for Deno: shard an application's data over many SQLite files behind one
+ * async API.
+ *
+ * The connection layer, {@link ConnectionPool}, hands out async leases
+ * ({@link PooledConnection}) over one shard file's WebAssembly SQLite handle, with hard
+ * caps, FIFO waiting, timeouts with clear errors, health checks, stats, leak detection,
+ * crash-safe file ownership and clean shutdown.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionPool } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using pool = new ConnectionPool(`${dir}/shard_0.db`, { maxConnections: 10 });
+ * await pool.withConnection(async (conn) => {
+ *   await conn.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+ *   await conn.run("INSERT INTO users (name) VALUES (?)", ["John"]);
+ *   await conn.execute("SELECT COUNT(*) FROM users");
+ *   console.log(conn.fetchone()?.[0]); // 1
+ * });
+ * await pool.closeAll();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+export {
+  ConnectionPool,
+  DEFAULT_CLOSE_GRACE_MS,
+  type GetConnectionOptions,
+  type PoolEvent,
+  type PoolOptions,
+  type PoolStats,
+} from "./src/pool/pool.ts";
+export { Cursor, PooledConnection } from "./src/pool/connection.ts";
+export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";
+export type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./src/driver/driver.ts";
+export { wasmDriver } from "./src/driver/wasm.ts";
+export * from "./src/errors.ts";
+export type { Params, Row, RunResult, SqlInput, SqlValue } from "./src/types.ts";

@@ -1,0 +1,213 @@
+/**
+ * The node-sqlite3-wasm driver: SQLite compiled to WebAssembly, file access through
+ * Node's `fs` (Deno's Node compatibility layer).
+ *
+ * Pinned to node-sqlite3-wasm 0.8.60: positional rows use the statement's private
+ * `_bind`/`_step`/`_getRow`/`_getColumnNames`/`_reset` (the public API returns objects
+ * only, which collapse duplicate column names). {@link assertDriverInternals} checks
+ * them at the first open, and a test pins them.
+ *
+ * @module
+ */
+
+import sqlite from "node-sqlite3-wasm";
+import type { Params, Row, RunResult, SqlValue } from "../types.ts";
+import type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./driver.ts";
+
+// The package's named exports type-check but are undefined at run time (DESIGN.md).
+const { Database } = sqlite;
+
+type WasmDatabase = InstanceType<typeof Database>;
+type WasmStatement = ReturnType<WasmDatabase["prepare"]>;
+type BindValues = Parameters<WasmStatement["run"]>[0];
+
+/** The private statement methods this driver relies on (node-sqlite3-wasm 0.8.60). */
+interface StatementInternals {
+  _bind(values: BindValues): void;
+  _step(): boolean;
+  _getRow(columns: string[], expand: boolean): Row;
+  _getColumnNames(): string[];
+  _reset(): boolean;
+}
+
+const REQUIRED_INTERNALS = ["_bind", "_step", "_getRow", "_getColumnNames", "_reset"] as const;
+let internalsChecked = false;
+
+/** Throws when the installed node-sqlite3-wasm lacks the private methods used here. */
+export function assertDriverInternals(statement: object): void {
+  if (internalsChecked) return;
+  const proto = Object.getPrototypeOf(statement) as Record<string, unknown>;
+  const missing = REQUIRED_INTERNALS.filter((name) => typeof proto[name] !== "function");
+  if (missing.length > 0) {
+    throw new Error(
+      `node-sqlite3-wasm lacks ${missing.join(", ")}; Shardlite needs version 0.8.60 ` +
+        `(pin "npm:node-sqlite3-wasm@0.8.60" in deno.json imports).`,
+    );
+  }
+  internalsChecked = true;
+}
+
+function internals(statement: WasmStatement): StatementInternals {
+  return statement as unknown as StatementInternals;
+}
+
+// Synthetic keys keep every column of a row, even when names repeat or look like integers.
+const positionalKeyCache: string[][] = [];
+function positionalKeys(count: number): string[] {
+  let keys = positionalKeyCache[count];
+  if (keys === undefined) {
+    keys = Array.from({ length: count }, (_, i) => `c${i}`);
+    positionalKeyCache[count] = keys;
+  }
+  return keys;
+}
+
+class WasmHandle implements DriverHandle {
+  #db: WasmDatabase;
+  #statements = new Map<string, WasmStatement>();
+  #cacheSize: number;
+
+  constructor(db: WasmDatabase, cacheSize: number) {
+    this.#db = db;
+    this.#cacheSize = cacheSize;
+  }
+
+  get isOpen(): boolean {
+    return this.#db.isOpen;
+  }
+
+  get inTransaction(): boolean {
+    return this.#db.isOpen && this.#db.inTransaction;
+  }
+
+  get cachedStatements(): number {
+    return this.#statements.size;
+  }
+
+  #prepare(sql: string): WasmStatement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      assertDriverInternals(statement);
+      if (this.#statements.size >= this.#cacheSize) {
+        // Evict the oldest entry: a bounded cache keeps the shared WASM heap bounded.
+        const oldest = this.#statements.keys().next();
+        if (!oldest.done) {
+          this.#statements.get(oldest.value)?.finalize();
+          this.#statements.delete(oldest.value);
+        }
+      }
+      if (this.#cacheSize > 0) this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #release(sql: string, statement: WasmStatement): void {
+    // A statement the cache does not keep (cache size 0) is finalized at once.
+    if (this.#statements.get(sql) !== statement && !statement.isFinalized) statement.finalize();
+  }
+
+  run(sql: string, params?: Params): RunResult {
+    const statement = this.#prepare(sql);
+    try {
+      return statement.run(params as BindValues);
+    } finally {
+      this.#release(sql, statement);
+    }
+  }
+
+  all(sql: string, params?: Params): Row[] {
+    const statement = this.#prepare(sql);
+    try {
+      return statement.all(params as BindValues) as Row[];
+    } finally {
+      this.#release(sql, statement);
+    }
+  }
+
+  get(sql: string, params?: Params): Row | undefined {
+    const statement = this.#prepare(sql);
+    const inner = internals(statement);
+    try {
+      inner._bind(params as BindValues);
+      const columns = inner._getColumnNames();
+      const row = inner._step() ? inner._getRow(columns, false) : undefined;
+      // Reset now: a half-stepped statement would keep its read snapshot open.
+      inner._reset();
+      return row;
+    } catch (error) {
+      inner._reset();
+      throw error;
+    } finally {
+      this.#release(sql, statement);
+    }
+  }
+
+  values(sql: string, params?: Params): PositionalRows {
+    const statement = this.#prepare(sql);
+    const inner = internals(statement);
+    try {
+      const columns = inner._getColumnNames();
+      if (columns.length === 0) {
+        const { changes, lastInsertRowid } = statement.run(params as BindValues);
+        return { columns, rows: [], changes, lastInsertRowid };
+      }
+      inner._bind(params as BindValues);
+      const keys = positionalKeys(columns.length);
+      const rows: SqlValue[][] = [];
+      while (inner._step()) {
+        const object = inner._getRow(keys, false);
+        const row = new Array<SqlValue>(keys.length);
+        for (let i = 0; i < keys.length; i++) row[i] = object[keys[i] as string] as SqlValue;
+        rows.push(row);
+      }
+      return { columns, rows };
+    } catch (error) {
+      inner._reset();
+      throw error;
+    } finally {
+      this.#release(sql, statement);
+    }
+  }
+
+  exec(sql: string): void {
+    this.#db.exec(sql);
+  }
+
+  close(): void {
+    if (!this.#db.isOpen) return;
+    let firstError: unknown;
+    for (const statement of this.#statements.values()) {
+      try {
+        if (!statement.isFinalized) statement.finalize();
+      } catch (error) {
+        firstError ??= error;
+      }
+    }
+    this.#statements.clear();
+    this.#db.close();
+    if (firstError !== undefined) throw firstError;
+  }
+}
+
+/**
+ * The default driver, over node-sqlite3-wasm.
+ *
+ * @example Open an in-memory handle
+ * ```ts
+ * import { wasmDriver } from "./wasm.ts";
+ * const handle = wasmDriver.open(":memory:", { create: true, statementCacheSize: 16 });
+ * handle.exec("CREATE TABLE t (a, a2)");
+ * handle.run("INSERT INTO t VALUES (?, ?)", [1, "x"]);
+ * const { rows } = handle.values("SELECT a, a FROM t");
+ * if (rows[0]?.length !== 2) throw new Error("duplicate columns must be kept");
+ * handle.close();
+ * ```
+ */
+export const wasmDriver: Driver = {
+  name: "node-sqlite3-wasm",
+  open(path: string, options: OpenOptions): DriverHandle {
+    const db = new Database(path, { fileMustExist: !options.create });
+    return new WasmHandle(db, options.statementCacheSize);
+  },
+};

@@ -1,0 +1,403 @@
+/**
+ * Typed errors of Shardlite. Every error extends {@link ShardliteError} and carries
+ * the fields an operator needs to act (path, shard, counts, timings) as read-only
+ * properties, besides a message that says what was wrong and what to do.
+ *
+ * @module
+ */
+
+/** Counts of a pool at the moment an error was raised. */
+export interface PoolCounts {
+  /** Leases handed out and not yet returned. */
+  readonly active: number;
+  /** Idle sessions kept for reuse. */
+  readonly idle: number;
+  /** Callers waiting for a lease. */
+  readonly waiting: number;
+  /** The pool's hard cap on active leases. */
+  readonly max: number;
+}
+
+/**
+ * The base class of every error Shardlite raises on purpose.
+ *
+ * @example Catch any Shardlite error
+ * ```ts
+ * import { ShardliteError } from "./errors.ts";
+ * try {
+ *   throw new ShardliteError("something went wrong");
+ * } catch (e) {
+ *   if (!(e instanceof ShardliteError)) throw e;
+ * }
+ * ```
+ */
+export class ShardliteError extends Error {
+  /** Creates an error with a message and an optional cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+function countsText(c: PoolCounts): string {
+  return `active=${c.active}, idle=${c.idle}, waiting=${c.waiting}, max=${c.max}`;
+}
+
+/** A caller waited longer than its timeout for a lease, or for a sibling's transaction. */
+export class PoolTimeoutError extends ShardliteError {
+  /** The shard file the pool serves. */
+  readonly path: string;
+  /** The timeout that ran out, in milliseconds. */
+  readonly timeoutMs: number;
+  /** How long the caller actually waited, in milliseconds. */
+  readonly waitedMs: number;
+  /** The pool's counts when the timeout fired. */
+  readonly counts: PoolCounts;
+  /** What the caller was waiting for. */
+  readonly waitingFor: "lease" | "transaction";
+  /** Creates the error; the message is built from the fields. */
+  constructor(
+    fields: {
+      path: string;
+      timeoutMs: number;
+      waitedMs: number;
+      counts: PoolCounts;
+      waitingFor: "lease" | "transaction";
+      detail?: string;
+    },
+    options?: ErrorOptions,
+  ) {
+    const what = fields.waitingFor === "lease" ? "a lease" : "another session's transaction to end";
+    super(
+      `${fields.path} - timed out after ${Math.round(fields.waitedMs)} ms ` +
+        `(timeoutMs=${fields.timeoutMs}) waiting for ${what} ` +
+        `(${countsText(fields.counts)})` +
+        (fields.detail ? `; ${fields.detail}` : "") +
+        `. Return leases sooner, keep transactions short, or raise maxConnections/timeoutMs.`,
+      options,
+    );
+    this.path = fields.path;
+    this.timeoutMs = fields.timeoutMs;
+    this.waitedMs = fields.waitedMs;
+    this.counts = fields.counts;
+    this.waitingFor = fields.waitingFor;
+  }
+}
+
+/** The wait line of a pool is full (`maxWaiting`): the request is refused at once. */
+export class PoolOverloadedError extends ShardliteError {
+  /** The shard file the pool serves. */
+  readonly path: string;
+  /** The pool's bound on waiting callers. */
+  readonly maxWaiting: number;
+  /** The pool's counts when the request was refused. */
+  readonly counts: PoolCounts;
+  /** Creates the error; the message is built from the fields. */
+  constructor(fields: { path: string; maxWaiting: number; counts: PoolCounts }) {
+    super(
+      `${fields.path} - overloaded: ${fields.counts.waiting} callers already wait ` +
+        `(maxWaiting=${fields.maxWaiting}; ${countsText(fields.counts)}). ` +
+        `Shed load, retry later, or raise maxWaiting.`,
+    );
+    this.path = fields.path;
+    this.maxWaiting = fields.maxWaiting;
+    this.counts = fields.counts;
+  }
+}
+
+/** The pool (or manager) was closed: no new leases are handed out. */
+export class PoolClosedError extends ShardliteError {
+  /** The shard file the pool served. */
+  readonly path: string;
+  /** Creates the error for a closed pool on `path`. */
+  constructor(path: string, detail = "the pool is closed") {
+    super(`${path} - ${detail}; create a new pool to use this file again.`);
+    this.path = path;
+  }
+}
+
+/** Another live process owns the shard file (an OS lock on its owner file). */
+export class ShardLockedError extends ShardliteError {
+  /** The shard file. */
+  readonly path: string;
+  /** The sidecar file whose OS lock is held. */
+  readonly ownerPath: string;
+  /** The pid written by the owner, when it could be read. */
+  readonly ownerPid: number | undefined;
+  /** Creates the error; the message names the owner's pid. */
+  constructor(fields: { path: string; ownerPath: string; ownerPid: number | undefined }) {
+    super(
+      `${fields.path} is owned by another live process` +
+        (fields.ownerPid !== undefined ? ` (pid ${fields.ownerPid})` : "") +
+        ` holding the lock on ${fields.ownerPath}. Stop that process or use another ` +
+        `directory; the lock is released when it closes the file or exits.`,
+    );
+    this.path = fields.path;
+    this.ownerPath = fields.ownerPath;
+    this.ownerPid = fields.ownerPid;
+  }
+}
+
+/** A lease was used after it was returned or closed. */
+export class LeaseReleasedError extends ShardliteError {
+  /** The shard file the lease belonged to. */
+  readonly path: string;
+  /** The lease's id within its pool. */
+  readonly leaseId: number;
+  /** Creates the error for lease `leaseId` of the pool on `path`. */
+  constructor(path: string, leaseId: number) {
+    super(
+      `${path} - lease #${leaseId} was already returned; take a new one with getConnection().`,
+    );
+    this.path = path;
+    this.leaseId = leaseId;
+  }
+}
+
+/** A lease was handed to a pool that did not give it out. */
+export class ForeignLeaseError extends ShardliteError {
+  /** The path of the pool the lease was handed to. */
+  readonly path: string;
+  /** The path of the pool that owns the lease. */
+  readonly leasePath: string;
+  /** Creates the error. */
+  constructor(path: string, leasePath: string) {
+    super(
+      `${path} - this lease belongs to another pool (on ${leasePath}); return it to that pool.`,
+    );
+    this.path = path;
+    this.leasePath = leasePath;
+  }
+}
+
+/** The shard file was deleted or replaced under a live pool. Nothing is recreated. */
+export class ShardFileMissingError extends ShardliteError {
+  /** The shard file. */
+  readonly path: string;
+  /** `deleted` when the path no longer exists, `replaced` when it is another file now. */
+  readonly reason: "deleted" | "replaced";
+  /** Creates the error. */
+  constructor(path: string, reason: "deleted" | "replaced", options?: ErrorOptions) {
+    super(
+      `${path} was ${reason} while the pool had it open; writes since then may be lost ` +
+        `and no empty database was created in its place. Restore the file (or close the ` +
+        `pool) and retry.`,
+      options,
+    );
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The handle under a session broke (I/O error, corruption, closed underneath) and
+ * the work in flight on it, such as an open transaction, was lost.
+ */
+export class ConnectionBrokenError extends ShardliteError {
+  /** The shard file. */
+  readonly path: string;
+  /** Creates the error. */
+  constructor(path: string, detail: string, options?: ErrorOptions) {
+    super(`${path} - ${detail}`, options);
+    this.path = path;
+  }
+}
+
+/** Opening or configuring a shard file failed. */
+export class ShardOpenError extends ShardliteError {
+  /** The shard file. */
+  readonly path: string;
+  /** Creates the error. */
+  constructor(path: string, detail: string, options?: ErrorOptions) {
+    super(`${path} - ${detail}`, options);
+    this.path = path;
+  }
+}
+
+/** An SQL statement failed; carries the shard file and the statement. */
+export class QueryError extends ShardliteError {
+  /** The shard file. */
+  readonly path: string;
+  /** The SQL text that failed. */
+  readonly sql: string;
+  /** Creates the error; the driver's error is the cause. */
+  constructor(path: string, sql: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`${path} - ${reason} (in: ${sql.length > 200 ? sql.slice(0, 200) + "…" : sql})`, {
+      cause,
+    });
+    this.path = path;
+    this.sql = sql;
+  }
+}
+
+/** A table, column or other identifier is not a safe SQL identifier. Nothing ran. */
+export class InvalidIdentifierError extends ShardliteError {
+  /** The identifier as given (possibly truncated in the message). */
+  readonly identifier: string;
+  /** What the identifier was meant to name: "table", "column", ... */
+  readonly kind: string;
+  /** Creates the error. */
+  constructor(identifier: string, kind: string, why: string) {
+    const shown = JSON.stringify(
+      identifier.length > 80 ? identifier.slice(0, 80) + "…" : identifier,
+    );
+    super(
+      `invalid ${kind} name ${shown}: ${why}. Use letters, digits and underscores, ` +
+        `starting with a letter or underscore (at most 128 characters).`,
+    );
+    this.identifier = identifier;
+    this.kind = kind;
+  }
+}
+
+/** The persisted shard map of a directory differs from the layout asked for. */
+export class ShardMapMismatchError extends ShardliteError {
+  /** The directory holding the shard map. */
+  readonly dbDir: string;
+  /** Creates the error. */
+  constructor(dbDir: string, detail: string) {
+    super(
+      `${dbDir} - the persisted shard map does not match: ${detail}. Open the directory ` +
+        `with its recorded layout, or reshard it.`,
+    );
+    this.dbDir = dbDir;
+  }
+}
+
+/** An operation on one shard failed during a routed or cross-shard operation. */
+export class ShardOperationError extends ShardliteError {
+  /** The shard that failed. */
+  readonly shardId: number;
+  /** The shard file. */
+  readonly path: string;
+  /** Creates the error; the shard's error is the cause. */
+  constructor(shardId: number, path: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`shard ${shardId} (${path}) failed: ${reason}`, { cause });
+    this.shardId = shardId;
+    this.path = path;
+  }
+}
+
+function shorten(text: string, max = 80): string {
+  return text.length > max ? text.slice(0, max) + "…" : text;
+}
+
+/** A shard key cannot be routed: wrong type, not an exact integer, out of range, or bad text. */
+export class InvalidShardKeyError extends ShardliteError {
+  /** A printable description of the key as given, such as `number 1.5` or `boolean true`. */
+  readonly key: string;
+  /** Why the key was refused. */
+  readonly reason: string;
+  /** Creates the error from a description of the key and the reason it was refused. */
+  constructor(key: string, reason: string) {
+    super(
+      `invalid shard key ${shorten(key)}: ${reason}. A shard key is an integer (a safe-integer ` +
+        `number or a bigint within int64), a well-formed string or a Uint8Array.`,
+    );
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+/** A lookup strategy has no entry for a key and no fallback strategy to ask. */
+export class ShardKeyNotMappedError extends ShardliteError {
+  /** A printable description of the key. */
+  readonly key: string;
+  /** Creates the error for the key described by `key`. */
+  constructor(key: string) {
+    super(
+      `shard key ${shorten(key)} is not in the lookup map and the LookupStrategy has no ` +
+        `fallback. Add the key to the map, or give the strategy a fallback strategy.`,
+    );
+    this.key = key;
+  }
+}
+
+/** A persisted or hand-written strategy descriptor is malformed. Nothing was routed. */
+export class InvalidStrategyDescriptorError extends ShardliteError {
+  /** Where in the descriptor the problem is, such as `fallback.entries[2][1]`. */
+  readonly at: string;
+  /** What is wrong there. */
+  readonly reason: string;
+  /** Creates the error for the part `at` of a descriptor. */
+  constructor(at: string, reason: string) {
+    super(
+      `invalid sharding strategy descriptor at ${at}: ${reason}. The shard map may be ` +
+        `corrupt or written by another version; restore it or rebuild it with describe().`,
+    );
+    this.at = at;
+    this.reason = reason;
+  }
+}
+
+/** A value given for a column cannot be bound faithfully (NaN, an object, undefined, ...). */
+export class InvalidValueError extends ShardliteError {
+  /** The column the value was meant for. */
+  readonly column: string;
+  /** Why the value was refused. */
+  readonly reason: string;
+  /** Creates the error for `column`. */
+  constructor(column: string, reason: string) {
+    super(
+      `invalid value for column ${JSON.stringify(shorten(column))}: ${reason}. Pass a number, ` +
+        `bigint, string, Uint8Array, boolean or null.`,
+    );
+    this.column = column;
+    this.reason = reason;
+  }
+}
+
+/** A column definition for createTable is outside the grammar Shardlite accepts. */
+export class InvalidSchemaError extends ShardliteError {
+  /** The column whose definition was refused, when known. */
+  readonly column: string | undefined;
+  /** The definition as given. */
+  readonly definition: string;
+  /** Why it was refused. */
+  readonly reason: string;
+  /** Creates the error. */
+  constructor(column: string | undefined, definition: string, reason: string) {
+    super(
+      `invalid column definition ${JSON.stringify(shorten(definition))}` +
+        (column !== undefined ? ` for column ${JSON.stringify(shorten(column))}` : "") +
+        `: ${reason}. Use a type name and simple constraints (PRIMARY KEY, NOT NULL, UNIQUE, ` +
+        `DEFAULT <literal>, COLLATE, REFERENCES table(column)); create anything richer with raw SQL.`,
+    );
+    this.column = column;
+    this.definition = definition;
+    this.reason = reason;
+  }
+}
+
+/** A query option (limit, offset, orderBy, a filter operator, an aggregate) is malformed. */
+export class InvalidQueryError extends ShardliteError {
+  /** The option that was refused, such as `limit` or `where.age`. */
+  readonly option: string;
+  /** Why it was refused. */
+  readonly reason: string;
+  /** Creates the error for `option`. */
+  constructor(option: string, reason: string) {
+    super(`invalid query option ${option}: ${reason}.`);
+    this.option = option;
+    this.reason = reason;
+  }
+}
+
+/** An integer SUM across shards does not fit in 64 bits; SQLite reports "integer overflow". */
+export class AggregateOverflowError extends ShardliteError {
+  /** The aggregate, such as `SUM(amount)`. */
+  readonly aggregate: string;
+  /** The exact total that overflowed. */
+  readonly total: bigint;
+  /** Creates the error. */
+  constructor(aggregate: string, total: bigint) {
+    super(
+      `${aggregate} across shards is ${total}, outside the 64-bit integer range (SQLite: ` +
+        `"integer overflow"). Sum fewer rows, or cast the column to REAL to get an approximation.`,
+    );
+    this.aggregate = aggregate;
+    this.total = total;
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * A lease: one session over the shard's handle, handed out by a {@link ConnectionPool}.
+ *
+ * @module
+ */
+
+import { LeaseReleasedError, PoolTimeoutError } from "../errors.ts";
+import type { PositionalRows } from "../driver/driver.ts";
+import type { Params, Row, RunResult, SqlValue } from "../types.ts";
+import { Op, type Session, type ShardFile } from "./shard_file.ts";
+import type { ConnectionPool } from "./pool.ts";
+
+/**
+ * The rows of one `execute()`, read positionally as the original Shardlite's
+ * `fetchone()`/`fetchall()` do. Every column is kept in order, duplicate names included.
+ */
+export class Cursor {
+  /** Column names in order; empty for statements that return no rows. */
+  readonly columns: readonly string[];
+  /** Rows changed by a write statement; -1 for a query. */
+  readonly rowcount: number;
+  /** The rowid of the last inserted row, for a write statement; undefined for a query. */
+  readonly lastrowid: number | bigint | undefined;
+  #rows: SqlValue[][];
+  #position = 0;
+
+  /** Creates a cursor over rows already read (Shardlite creates these). */
+  constructor(
+    columns: readonly string[],
+    rows: SqlValue[][],
+    rowcount: number,
+    lastrowid: number | bigint | undefined,
+  ) {
+    this.columns = columns;
+    this.#rows = rows;
+    this.rowcount = rowcount;
+    this.lastrowid = lastrowid;
+  }
+
+  /** The next row, or undefined when none is left. */
+  fetchone(): SqlValue[] | undefined {
+    return this.#rows[this.#position++];
+  }
+
+  /** Up to `size` next rows. */
+  fetchmany(size = 1): SqlValue[][] {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`fetchmany(size): size must be a non-negative integer, got ${size}`);
+    }
+    const rows = this.#rows.slice(this.#position, this.#position + size);
+    this.#position += rows.length;
+    return rows;
+  }
+
+  /** Every row not yet fetched. */
+  fetchall(): SqlValue[][] {
+    const rows = this.#rows.slice(this.#position);
+    this.#position = this.#rows.length;
+    return rows;
+  }
+}
+
+const EMPTY_CURSOR = new Cursor([], [], -1, undefined);
+
+/**
+ * A lease on a pool: a session over the shard's single handle. Statement methods are
+ * async: a statement waits (without blocking the event loop) while another session
+ * holds a transaction. Return it with `pool.returnConnection(conn)`, or let
+ * `await using` do it.
+ *
+ * @example Use a lease and return it at scope exit
+ * ```ts
+ * import { ConnectionPool } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using pool = new ConnectionPool(`${dir}/shard_0.db`);
+ * {
+ *   await using conn = await pool.getConnection();
+ *   await conn.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+ *   await conn.run("INSERT INTO users (name) VALUES (?)", ["John"]);
+ *   const row = await conn.get("SELECT name FROM users WHERE id = ?", [1]);
+ *   if (row?.name !== "John") throw new Error("expected John");
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class PooledConnection {
+  /** The lease's number within its pool (1, 2, ...). */
+  readonly id: number;
+  /** The pool that handed the lease out. */
+  readonly pool: ConnectionPool;
+  readonly #session: Session;
+  readonly #file: ShardFile;
+  readonly #timeoutMs: number;
+  #released = false;
+  #cursor: Cursor = EMPTY_CURSOR;
+  #savepoints = 0;
+  /** @internal When the lease was taken (performance.now()). */
+  readonly acquiredAt: number;
+  /** @internal The stack that took the lease, when leak detection is on. */
+  readonly acquiredStack: string | undefined;
+
+  /** @internal Leases are made by {@link ConnectionPool.getConnection}. */
+  constructor(
+    pool: ConnectionPool,
+    session: Session,
+    file: ShardFile,
+    id: number,
+    timeoutMs: number,
+    acquiredStack: string | undefined,
+  ) {
+    this.pool = pool;
+    this.#session = session;
+    this.#file = file;
+    this.id = id;
+    this.#timeoutMs = timeoutMs;
+    this.acquiredStack = acquiredStack;
+    this.acquiredAt = performance.now();
+  }
+
+  /** The shard file this lease works on. */
+  get path(): string {
+    return this.#file.path;
+  }
+
+  /** The session under the lease (sessions are reused across leases). */
+  get sessionId(): number {
+    return this.#session.id;
+  }
+
+  /** Whether the lease has been returned or closed. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Whether this lease's session holds the shard's open transaction. */
+  get inTransaction(): boolean {
+    return this.#file.transactionOwner === this.#session;
+  }
+
+  /** @internal Ends the lease; the pool calls this. */
+  markReleased(): Session {
+    this.#released = true;
+    this.#cursor = EMPTY_CURSOR;
+    return this.#session;
+  }
+
+  #statement(op: Op, sql: string, params: Params | undefined): unknown {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    if (typeof sql !== "string") {
+      throw new TypeError(`sql must be a string, got ${typeof sql}`);
+    }
+    return this.#file.statement(
+      this.#session,
+      op,
+      sql,
+      params,
+      this.#timeoutMs,
+      (waitedMs) => this.#transactionTimeout(waitedMs),
+    );
+  }
+
+  #transactionTimeout(waitedMs: number): PoolTimeoutError {
+    const owner = this.#file.transactionOwner;
+    return new PoolTimeoutError({
+      path: this.#file.path,
+      timeoutMs: this.#timeoutMs,
+      waitedMs,
+      counts: this.pool.counts(),
+      waitingFor: "transaction",
+      detail: `lease #${this.id} waited for ${
+        owner === null ? "the transaction lock" : `session #${owner.id}`
+      } (a lease used while another lease of the same task holds a transaction deadlocks)`,
+    });
+  }
+
+  /**
+   * Runs a statement that returns no rows.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE t (x)");
+   *   const { changes } = await conn.run("INSERT INTO t VALUES (?), (?)", [1, 2]);
+   *   if (changes !== 2) throw new Error("two rows expected");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async run(sql: string, params?: Params): Promise<RunResult> {
+    return await (this.#statement(Op.Run, sql, params) as RunResult | Promise<RunResult>);
+  }
+
+  /** Runs a query and returns every row as an object keyed by column name. */
+  async all(sql: string, params?: Params): Promise<Row[]> {
+    return await (this.#statement(Op.All, sql, params) as Row[] | Promise<Row[]>);
+  }
+
+  /** Runs a query and returns its first row, or undefined. */
+  async get(sql: string, params?: Params): Promise<Row | undefined> {
+    return await (this.#statement(Op.Get, sql, params) as
+      | Row
+      | undefined
+      | Promise<Row | undefined>);
+  }
+
+  /** Runs one or more `;`-separated statements without parameters. */
+  async exec(sql: string): Promise<void> {
+    await this.#statement(Op.Exec, sql, undefined);
+  }
+
+  /**
+   * Runs a statement and returns a {@link Cursor} over its rows as arrays (every column
+   * in order); also remembered for {@link fetchone} / {@link fetchall}.
+   *
+   * @example Positional rows keep duplicate column names
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.execute("SELECT 1 AS a, 2 AS a");
+   *   const row = conn.fetchone();
+   *   if (row?.[0] !== 1 || row?.[1] !== 2) throw new Error("both columns expected");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async execute(sql: string, params?: Params): Promise<Cursor> {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    const result = await (this.#statement(Op.Values, sql, params) as
+      | PositionalRows
+      | Promise<PositionalRows>);
+    const cursor = result.columns.length > 0
+      ? new Cursor(result.columns, result.rows, -1, undefined)
+      : new Cursor([], [], result.changes ?? 0, result.lastInsertRowid);
+    this.#cursor = cursor;
+    return cursor;
+  }
+
+  /** The next row of the last {@link execute}, or undefined. */
+  fetchone(): SqlValue[] | undefined {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    return this.#cursor.fetchone();
+  }
+
+  /** The remaining rows of the last {@link execute}. */
+  fetchall(): SqlValue[][] {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    return this.#cursor.fetchall();
+  }
+
+  /** Up to `size` more rows of the last {@link execute}. */
+  fetchmany(size?: number): SqlValue[][] {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    return this.#cursor.fetchmany(size);
+  }
+
+  /** Commits this session's open transaction; a no-op when it has none. */
+  async commit(): Promise<void> {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    if (this.#session.lostTransaction !== null) throw this.#session.lostTransaction;
+    if (this.inTransaction) await this.exec("COMMIT");
+  }
+
+  /** Rolls back this session's open transaction; a no-op when it has none. */
+  rollback(): Promise<void> {
+    if (this.#released) return Promise.reject(new LeaseReleasedError(this.#file.path, this.id));
+    this.#savepoints = 0;
+    this.#file.rollbackIfOwner(this.#session);
+    return Promise.resolve();
+  }
+
+  /**
+   * Runs `fn` in a transaction (`BEGIN IMMEDIATE` … `COMMIT`), rolling back when it
+   * throws. Nested calls use savepoints. Other sessions' statements wait until it ends,
+   * so keep it short.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE t (x)");
+   *   await conn.transaction(async (tx) => {
+   *     await tx.run("INSERT INTO t VALUES (1)");
+   *   });
+   *   await conn.transaction(async (tx) => {
+   *     await tx.run("INSERT INTO t VALUES (2)");
+   *     throw new Error("changed my mind");
+   *   }).catch(() => {});
+   *   const row = await conn.get("SELECT count(*) AS n FROM t");
+   *   if (row?.n !== 1) throw new Error("the second insert must be rolled back");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async transaction<T>(fn: (conn: this) => T | Promise<T>): Promise<T> {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    if (this.inTransaction) return await this.#savepoint(fn);
+    await this.exec("BEGIN IMMEDIATE");
+    try {
+      const result = await fn(this);
+      if (this.#session.lostTransaction !== null) throw this.#session.lostTransaction;
+      await this.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (!this.#released) this.#file.rollbackIfOwner(this.#session);
+      throw error;
+    }
+  }
+
+  async #savepoint<T>(fn: (conn: this) => T | Promise<T>): Promise<T> {
+    const name = `shardlite_sp_${++this.#savepoints}`;
+    await this.exec(`SAVEPOINT ${name}`);
+    try {
+      const result = await fn(this);
+      await this.exec(`RELEASE ${name}`);
+      return result;
+    } catch (error) {
+      if (this.inTransaction) await this.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      throw error;
+    } finally {
+      this.#savepoints--;
+    }
+  }
+
+  /** Returns the lease to its pool (same as `pool.returnConnection(this)`). */
+  release(): Promise<void> {
+    return this.pool.returnConnection(this);
+  }
+
+  /** Returns the lease to its pool at the end of an `await using` scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.pool.returnConnection(this);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Crash-safe file ownership: an exclusive OS lock on a sidecar `<db>.owner` file.
+ *
+ * node-sqlite3-wasm locks a database by creating a `<db>.lock` directory, which a
+ * crash leaves behind forever. The OS releases our lock when the process dies, so
+ * holding it proves no live process owns the file, and a leftover `<db>.lock`
+ * directory can be removed safely.
+ *
+ * @module
+ */
+
+import { ShardLockedError, ShardOpenError } from "../errors.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The sidecar file that carries the OS lock for `dbPath`. */
+export function ownerPathFor(dbPath: string): string {
+  return `${dbPath}.owner`;
+}
+
+/** Reads the pid an owner wrote into its owner file, if any. */
+export function readOwnerPid(ownerPath: string): number | undefined {
+  try {
+    const text = decoder.decode(Deno.readFileSync(ownerPath));
+    const parsed = JSON.parse(text) as { pid?: unknown };
+    return typeof parsed.pid === "number" ? parsed.pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An exclusive OS lock on a shard file's owner file, held by this process. */
+export class OwnerLock {
+  /** The shard file. */
+  readonly dbPath: string;
+  /** The owner file. */
+  readonly ownerPath: string;
+  #file: Deno.FsFile | null;
+  #inode: number | null;
+
+  private constructor(dbPath: string, ownerPath: string, file: Deno.FsFile, inode: number | null) {
+    this.dbPath = dbPath;
+    this.ownerPath = ownerPath;
+    this.#file = file;
+    this.#inode = inode;
+  }
+
+  /**
+   * Takes the lock or fails fast with {@link ShardLockedError} naming the owner's pid.
+   * Never waits: a live owner may hold it for hours.
+   */
+  static acquire(dbPath: string): OwnerLock {
+    const ownerPath = ownerPathFor(dbPath);
+    // A closing owner unlinks the file; retry when we locked an unlinked inode.
+    for (let attempt = 0; attempt < 8; attempt++) {
+      let file: Deno.FsFile;
+      try {
+        file = Deno.openSync(ownerPath, { read: true, write: true, create: true, mode: 0o600 });
+      } catch (error) {
+        throw new ShardOpenError(
+          dbPath,
+          `cannot create the owner file ${ownerPath} (${(error as Error).message}); ` +
+            `the directory must exist and be writable`,
+          { cause: error },
+        );
+      }
+      let locked = false;
+      try {
+        locked = file.tryLockSync(true);
+      } catch (error) {
+        file.close();
+        throw new ShardOpenError(dbPath, `cannot lock ${ownerPath}`, { cause: error });
+      }
+      if (!locked) {
+        file.close();
+        throw new ShardLockedError({ path: dbPath, ownerPath, ownerPid: readOwnerPid(ownerPath) });
+      }
+      const inode = file.statSync().ino;
+      let current: number | null | undefined;
+      try {
+        current = Deno.statSync(ownerPath).ino;
+      } catch {
+        current = undefined;
+      }
+      if (current !== inode) {
+        file.close();
+        continue;
+      }
+      file.truncateSync(0);
+      file.writeSync(
+        encoder.encode(JSON.stringify({ pid: Deno.pid, since: new Date().toISOString() })),
+      );
+      return new OwnerLock(dbPath, ownerPath, file, inode);
+    }
+    throw new ShardOpenError(dbPath, `the owner file ${ownerPath} keeps changing; retry`);
+  }
+
+  /** Whether the owner file on disk is still the one we locked. */
+  isIntact(): boolean {
+    if (this.#file === null) return false;
+    try {
+      return Deno.statSync(this.ownerPath).ino === this.#inode;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes a `<db>.lock` directory left by a crashed process. Call only while held. */
+  clearStaleDriverLock(): boolean {
+    try {
+      Deno.removeSync(`${this.dbPath}.lock`);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw new ShardOpenError(
+        this.dbPath,
+        `cannot remove the stale lock directory ${this.dbPath}.lock`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Deletes the owner file (when still ours) and releases the lock. Idempotent. */
+  release(): void {
+    const file = this.#file;
+    if (file === null) return;
+    if (this.isIntact()) {
+      try {
+        Deno.removeSync(this.ownerPath);
+      } catch {
+        // Already gone: nothing to clean.
+      }
+    }
+    this.#file = null;
+    file.close();
+  }
+}

@@ -1,0 +1,655 @@
+/**
+ * `ConnectionPool`: async leases over one shard file's SQLite handle.
+ *
+ * @module
+ */
+
+import type { Driver } from "../driver/driver.ts";
+import { wasmDriver } from "../driver/wasm.ts";
+import {
+  ForeignLeaseError,
+  PoolClosedError,
+  type PoolCounts,
+  PoolOverloadedError,
+  PoolTimeoutError,
+} from "../errors.ts";
+import { PooledConnection } from "./connection.ts";
+import {
+  attachShardFile,
+  type HandleStats,
+  Session,
+  type ShardFile,
+  type ShardFileEvent,
+} from "./shard_file.ts";
+import { type Waiter, WaitQueue } from "./wait_queue.ts";
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** Options of a {@link ConnectionPool}. */
+export interface PoolOptions {
+  /** Hard cap on leases active at once. Default 10. */
+  maxConnections?: number;
+  /** How long a caller may wait for a lease or a sibling's transaction, in ms. Default 30 000. */
+  timeoutMs?: number;
+  /** Callers allowed to wait at once; beyond it requests fail with PoolOverloadedError. Default unbounded. */
+  maxWaiting?: number;
+  /** Report a lease held longer than this (ms), with the stack that took it. Default off. */
+  leakDetectionMs?: number;
+  /** Prepared statements cached on the shard's handle. Default 128. */
+  statementCacheSize?: number;
+  /** How often the file is checked for deletion or replacement, in ms. Default 500 (0 = never). */
+  fileCheckIntervalMs?: number;
+  /** Validate the handle after it has been idle this long, in ms. Default 30 000. */
+  idleValidationMs?: number;
+  /** `PRAGMA synchronous`: "full" (default) survives power loss; "normal" survives process crashes. */
+  synchronous?: "full" | "normal";
+  /** A name for messages and stats; defaults to the path. */
+  name?: string;
+  /** Receives pool events (leaks, double returns, rollbacks on return, handle replacement). */
+  onEvent?: (event: PoolEvent) => void;
+  /** The driver that opens handles. Default: node-sqlite3-wasm. */
+  driver?: Driver;
+}
+
+/** Options of one {@link ConnectionPool.getConnection} call. */
+export interface GetConnectionOptions {
+  /** Abort the wait: the caller leaves the queue and never receives a lease. */
+  signal?: AbortSignal;
+  /** Overrides the pool's `timeoutMs` for this lease (its wait and its statements' waits). */
+  timeoutMs?: number;
+}
+
+/** Events a pool reports. The default handler prints warnings to the console. */
+export type PoolEvent =
+  | {
+    type: "leak";
+    path: string;
+    leaseId: number;
+    heldMs: number;
+    stack: string | undefined;
+  }
+  | { type: "double-return"; path: string; leaseId: number }
+  | { type: "rollback-on-return"; path: string; leaseId: number }
+  | { type: "forced-close"; path: string; leaseId: number; heldMs: number }
+  | ShardFileEvent;
+
+/** A snapshot of a pool's state. */
+export interface PoolStats extends HandleStats {
+  /** The shard file. */
+  dbPath: string;
+  /** The pool's name. */
+  name: string;
+  /** Leases handed out and not returned. */
+  activeConnections: number;
+  /** Idle sessions kept for reuse. */
+  poolSize: number;
+  /** Hard cap on active leases. */
+  maxConnections: number;
+  /** Sessions created over the pool's life. */
+  totalConnectionsCreated: number;
+  /** Callers waiting for a lease now. */
+  waiting: number;
+  /** The default wait timeout, ms. */
+  timeoutMs: number;
+  /** Leases handed out over the pool's life. */
+  totalLeases: number;
+  /** Leases that had to wait for a free slot. */
+  totalWaited: number;
+  /** Total time spent waiting for leases, ms. */
+  totalWaitMs: number;
+  /** Longest wait for a lease, ms. */
+  maxWaitMs: number;
+  /** Waits that ended in PoolTimeoutError. */
+  timeouts: number;
+  /** Waits aborted through their signal. */
+  aborted: number;
+  /** Requests refused with PoolOverloadedError. */
+  overloaded: number;
+  /** Returns of a lease already returned. */
+  doubleReturns: number;
+  /** Leases reported as held past leakDetectionMs. */
+  leaksDetected: number;
+  /** Leases returned inside an open transaction (rolled back). */
+  rollbacksOnReturn: number;
+  /** Sessions discarded by closeConnection(). */
+  connectionsClosed: number;
+  /** Whether closeAll() was called. */
+  closed: boolean;
+}
+
+const DEFAULT_MAX_CONNECTIONS = 10;
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** The default grace period of {@link ConnectionPool.closeAll}, in ms. */
+export const DEFAULT_CLOSE_GRACE_MS = 2_000;
+
+function positiveInteger(value: unknown, name: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new TypeError(`${name} must be a positive integer, got ${String(value)}`);
+  }
+  if (value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function positiveMs(value: unknown, name: string, allowZero = false): number {
+  if (typeof value !== "number" || Number.isNaN(value)) {
+    throw new TypeError(`${name} must be a number of milliseconds, got ${String(value)}`);
+  }
+  if (value < 0 || (!allowZero && value === 0)) {
+    throw new RangeError(`${name} must be ${allowZero ? ">= 0" : "> 0"} ms, got ${value}`);
+  }
+  return value;
+}
+
+function defaultEventHandler(event: PoolEvent): void {
+  switch (event.type) {
+    case "leak":
+      console.warn(
+        `shardlite: ${event.path} - lease #${event.leaseId} held for ${
+          Math.round(event.heldMs)
+        } ms (possible leak); taken at:\n${event.stack ?? "(no stack)"}`,
+      );
+      break;
+    case "double-return":
+      console.warn(`shardlite: ${event.path} - lease #${event.leaseId} returned twice (ignored)`);
+      break;
+    case "rollback-on-return":
+      console.warn(
+        `shardlite: ${event.path} - lease #${event.leaseId} returned inside an open ` +
+          `transaction; it was rolled back`,
+      );
+      break;
+    case "forced-close":
+      console.warn(
+        `shardlite: ${event.path} - lease #${event.leaseId} still active after the close ` +
+          `grace period; it was closed (held ${Math.round(event.heldMs)} ms)`,
+      );
+      break;
+    case "file-missing":
+      console.error(`shardlite: ${event.error.message}`);
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * A pool of leases over one shard file. With node-sqlite3-wasm every lease is a
+ * session over the file's single EXCLUSIVE + WAL handle (shared by every pool of the
+ * process on that file); up to `maxConnections` leases are active at once, and a
+ * lease that opens a transaction holds the shard until it ends.
+ *
+ * @example Take a lease, use it, return it
+ * ```ts
+ * import { ConnectionPool } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const pool = new ConnectionPool(`${dir}/shard_0.db`, { maxConnections: 5, timeoutMs: 1_000 });
+ * const conn = await pool.getConnection();
+ * try {
+ *   await conn.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+ *   await conn.run("INSERT INTO users (name) VALUES (?)", ["John"]);
+ * } finally {
+ *   await pool.returnConnection(conn);
+ * }
+ * const stats = pool.getPoolStats();
+ * if (stats.poolSize !== 1 || stats.totalConnectionsCreated !== 1) throw new Error("reuse");
+ * await pool.closeAll();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class ConnectionPool {
+  readonly #path: string;
+  readonly #name: string;
+  readonly #max: number;
+  readonly #timeoutMs: number;
+  readonly #maxWaiting: number;
+  readonly #leakDetectionMs: number | undefined;
+  readonly #fileOptions: {
+    driver: Driver;
+    statementCacheSize: number;
+    fileCheckIntervalMs: number;
+    idleValidationMs: number;
+    synchronous: "full" | "normal";
+  };
+  readonly #onEvent: (event: PoolEvent) => void;
+  readonly #listener = (event: ShardFileEvent) => this.#onEvent(event);
+  #file: ShardFile | null = null;
+  readonly #idle: Session[] = [];
+  readonly #active = new Set<PooledConnection>();
+  readonly #leakTimers = new Map<PooledConnection, Timer>();
+  readonly #waiters = new WaitQueue<PooledConnection>();
+  #closing = false;
+  #closePromise: Promise<void> | null = null;
+  #drained: (() => void) | null = null;
+  #nextLeaseId = 1;
+  readonly #counters = {
+    totalConnectionsCreated: 0,
+    totalLeases: 0,
+    totalWaited: 0,
+    totalWaitMs: 0,
+    maxWaitMs: 0,
+    timeouts: 0,
+    aborted: 0,
+    overloaded: 0,
+    doubleReturns: 0,
+    leaksDetected: 0,
+    rollbacksOnReturn: 0,
+    connectionsClosed: 0,
+  };
+
+  /**
+   * Creates a pool for `dbPath`. Nothing is opened until the first lease.
+   *
+   * @throws {TypeError | RangeError} when an argument is invalid (the message names it).
+   */
+  constructor(dbPath: string, options: PoolOptions = {}) {
+    if (typeof dbPath !== "string" || dbPath.trim() === "") {
+      throw new TypeError(`dbPath must be a non-empty string, got ${JSON.stringify(dbPath)}`);
+    }
+    if (dbPath.includes("\0")) throw new TypeError("dbPath must not contain NUL characters");
+    if (dbPath === ":memory:" || dbPath.startsWith("file:")) {
+      throw new TypeError(
+        `dbPath must be a file path (got ${dbPath}); a shard is a file on disk`,
+      );
+    }
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("options must be an object");
+    }
+    this.#path = dbPath;
+    this.#name = options.name ?? dbPath;
+    this.#max = options.maxConnections === undefined
+      ? DEFAULT_MAX_CONNECTIONS
+      : positiveInteger(options.maxConnections, "maxConnections");
+    this.#timeoutMs = options.timeoutMs === undefined
+      ? DEFAULT_TIMEOUT_MS
+      : positiveMs(options.timeoutMs, "timeoutMs");
+    this.#maxWaiting = options.maxWaiting === undefined
+      ? Number.POSITIVE_INFINITY
+      : (options.maxWaiting === 0 ? 0 : positiveInteger(options.maxWaiting, "maxWaiting"));
+    this.#leakDetectionMs = options.leakDetectionMs === undefined
+      ? undefined
+      : positiveMs(options.leakDetectionMs, "leakDetectionMs");
+    this.#fileOptions = {
+      driver: options.driver ?? wasmDriver,
+      statementCacheSize: options.statementCacheSize === undefined
+        ? 128
+        : (options.statementCacheSize === 0
+          ? 0
+          : positiveInteger(options.statementCacheSize, "statementCacheSize")),
+      fileCheckIntervalMs: options.fileCheckIntervalMs === undefined
+        ? 500
+        : positiveMs(options.fileCheckIntervalMs, "fileCheckIntervalMs", true),
+      idleValidationMs: options.idleValidationMs === undefined
+        ? 30_000
+        : positiveMs(options.idleValidationMs, "idleValidationMs"),
+      synchronous: options.synchronous ?? "full",
+    };
+    if (this.#fileOptions.synchronous !== "full" && this.#fileOptions.synchronous !== "normal") {
+      throw new TypeError(`synchronous must be "full" or "normal"`);
+    }
+    this.#onEvent = options.onEvent ?? defaultEventHandler;
+  }
+
+  /** The shard file's path. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The pool's hard cap on active leases. */
+  get maxConnections(): number {
+    return this.#max;
+  }
+
+  /** Leases active now. */
+  get active(): number {
+    return this.#active.size;
+  }
+
+  /** Idle sessions ready for reuse. */
+  get available(): number {
+    return this.#idle.length;
+  }
+
+  /** Whether {@link closeAll} was called. */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /** @internal Counts for error messages. */
+  counts(): PoolCounts {
+    return {
+      active: this.#active.size,
+      idle: this.#idle.length,
+      waiting: this.#waiters.size,
+      max: this.#max,
+    };
+  }
+
+  /** Opens (and owns) the file on first use; later calls return the attached file. */
+  #attach(): ShardFile {
+    let file = this.#file;
+    if (file === null) {
+      file = attachShardFile(this.#path, this.#fileOptions);
+      file.listeners.add(this.#listener);
+      this.#file = file;
+    }
+    return file;
+  }
+
+  /**
+   * Takes a lease. Resolves at once when a slot is free and nobody waits; otherwise
+   * waits in FIFO order up to `timeoutMs` (then {@link PoolTimeoutError}), or is refused
+   * at once when `maxWaiting` callers already wait ({@link PoolOverloadedError}).
+   */
+  getConnection(options?: GetConnectionOptions): Promise<PooledConnection> {
+    if (this.#closing) return Promise.reject(new PoolClosedError(this.#path));
+    let file: ShardFile;
+    try {
+      file = this.#file ?? this.#attach();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let timeoutMs = this.#timeoutMs;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      if (options.timeoutMs !== undefined) {
+        try {
+          timeoutMs = positiveMs(options.timeoutMs, "timeoutMs");
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+      signal = options.signal;
+      if (signal?.aborted) {
+        this.#counters.aborted++;
+        return Promise.reject(signal.reason);
+      }
+    }
+    // Fast path: a free slot and nobody ahead; no queue, no timer.
+    if (this.#active.size < this.#max && this.#waiters.size === 0) {
+      return Promise.resolve(this.#lease(file, timeoutMs));
+    }
+    return this.#wait(file, timeoutMs, signal);
+  }
+
+  #lease(file: ShardFile, timeoutMs: number): PooledConnection {
+    let session = this.#idle.pop();
+    if (session === undefined) {
+      session = new Session(++this.#counters.totalConnectionsCreated);
+    }
+    session.leases++;
+    this.#counters.totalLeases++;
+    const leakMs = this.#leakDetectionMs;
+    const lease = new PooledConnection(
+      this,
+      session,
+      file,
+      this.#nextLeaseId++,
+      timeoutMs,
+      leakMs === undefined ? undefined : new Error("lease taken here").stack,
+    );
+    this.#active.add(lease);
+    if (leakMs !== undefined) {
+      const timer = setTimeout(() => {
+        this.#leakTimers.delete(lease);
+        this.#counters.leaksDetected++;
+        this.#onEvent({
+          type: "leak",
+          path: this.#path,
+          leaseId: lease.id,
+          heldMs: performance.now() - lease.acquiredAt,
+          stack: lease.acquiredStack,
+        });
+      }, leakMs);
+      Deno.unrefTimer(timer);
+      this.#leakTimers.set(lease, timer);
+    }
+    return lease;
+  }
+
+  #wait(
+    file: ShardFile,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<PooledConnection> {
+    if (this.#waiters.size >= this.#maxWaiting) {
+      this.#counters.overloaded++;
+      return Promise.reject(
+        new PoolOverloadedError({
+          path: this.#path,
+          maxWaiting: this.#maxWaiting,
+          counts: this.counts(),
+        }),
+      );
+    }
+    return new Promise<PooledConnection>((resolve, reject) => {
+      const started = performance.now();
+      const waiter: Waiter<PooledConnection> = this.#waiters.push({
+        started,
+        timeoutMs,
+        resolve,
+        reject,
+        timer: undefined,
+        cleanup: undefined,
+      });
+      waiter.timer = setTimeout(() => {
+        if (!this.#waiters.remove(waiter)) return;
+        this.#counters.timeouts++;
+        const waitedMs = performance.now() - started;
+        waiter.cleanup?.();
+        reject(
+          new PoolTimeoutError({
+            path: this.#path,
+            timeoutMs,
+            waitedMs,
+            counts: this.counts(),
+            waitingFor: "lease",
+          }),
+        );
+      }, timeoutMs);
+      if (signal !== undefined) {
+        const onAbort = () => {
+          if (!this.#waiters.remove(waiter)) return;
+          this.#counters.aborted++;
+          clearTimeout(waiter.timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
+      }
+      void file;
+    });
+  }
+
+  /** Hands free slots to waiters, oldest first. */
+  #serveWaiters(): void {
+    const file = this.#file;
+    if (file === null) return;
+    while (this.#active.size < this.#max) {
+      const waiter = this.#waiters.shift();
+      if (waiter === undefined) return;
+      clearTimeout(waiter.timer);
+      waiter.cleanup?.();
+      const waited = performance.now() - waiter.started;
+      this.#counters.totalWaited++;
+      this.#counters.totalWaitMs += waited;
+      if (waited > this.#counters.maxWaitMs) this.#counters.maxWaitMs = waited;
+      waiter.resolve(this.#lease(file, waiter.timeoutMs));
+    }
+  }
+
+  #checkLease(conn: PooledConnection): Error | undefined {
+    if (!(conn instanceof PooledConnection)) {
+      return new TypeError(`expected a PooledConnection, got ${String(conn)}`);
+    }
+    if (conn.pool !== this) return new ForeignLeaseError(this.#path, conn.path);
+    return undefined;
+  }
+
+  /** Ends a lease: rolls back its open transaction (reported), clears its state. */
+  #end(conn: PooledConnection, keepSession: boolean): void {
+    const timer = this.#leakTimers.get(conn);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#leakTimers.delete(conn);
+    }
+    const session = conn.markReleased();
+    this.#active.delete(conn);
+    const file = this.#file;
+    let keep = keepSession && !this.#closing;
+    if (file !== null && file.rollbackIfOwner(session)) {
+      this.#counters.rollbacksOnReturn++;
+      this.#onEvent({ type: "rollback-on-return", path: this.#path, leaseId: conn.id });
+      keep = keep && session.lostTransaction === null;
+    }
+    if (keep && this.#idle.length < this.#max) this.#idle.push(session);
+    else if (!keepSession) this.#counters.connectionsClosed++;
+    if (this.#closing) {
+      if (this.#active.size === 0) this.#drained?.();
+    } else if (this.#waiters.size > 0) {
+      this.#serveWaiters();
+    }
+  }
+
+  /**
+   * Returns a lease for reuse. Returning it twice changes nothing (reported as a
+   * `double-return` event); returning another pool's lease rejects with
+   * {@link ForeignLeaseError}.
+   */
+  returnConnection(conn: PooledConnection): Promise<void> {
+    const invalid = this.#checkLease(conn);
+    if (invalid !== undefined) return Promise.reject(invalid);
+    if (conn.released) {
+      this.#counters.doubleReturns++;
+      this.#onEvent({ type: "double-return", path: this.#path, leaseId: conn.id });
+      return Promise.resolve();
+    }
+    this.#end(conn, true);
+    return Promise.resolve();
+  }
+
+  /** Ends a lease without keeping its session for reuse. */
+  closeConnection(conn: PooledConnection): Promise<void> {
+    const invalid = this.#checkLease(conn);
+    if (invalid !== undefined) return Promise.reject(invalid);
+    if (conn.released) return Promise.resolve();
+    this.#end(conn, false);
+    return Promise.resolve();
+  }
+
+  /**
+   * Takes a lease for `await using`: it is returned when the scope ends.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * {
+   *   await using conn = await pool.getConnectionContext();
+   *   await conn.exec("CREATE TABLE t (x)");
+   * }
+   * if (pool.getPoolStats().activeConnections !== 0) throw new Error("returned at scope exit");
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  getConnectionContext(options?: GetConnectionOptions): Promise<PooledConnection> {
+    return this.getConnection(options);
+  }
+
+  /** Runs `fn` with a lease and returns it afterwards, even when `fn` throws. */
+  async withConnection<T>(
+    fn: (conn: PooledConnection) => T | Promise<T>,
+    options?: GetConnectionOptions,
+  ): Promise<T> {
+    const conn = await this.getConnection(options);
+    try {
+      return await fn(conn);
+    } finally {
+      if (!conn.released) this.#end(conn, true);
+    }
+  }
+
+  /**
+   * Closes the pool: new requests get {@link PoolClosedError}, waiters are rejected,
+   * active leases get `graceMs` (default {@link DEFAULT_CLOSE_GRACE_MS}) to be
+   * returned and are then closed. The last pool on a file checkpoints the WAL,
+   * finalizes statements, closes the handle and releases the owner lock, so the file
+   * can be moved or deleted right after. Idempotent.
+   */
+  closeAll(options?: { graceMs?: number }): Promise<void> {
+    if (this.#closePromise !== null) return this.#closePromise;
+    const graceMs = options?.graceMs === undefined
+      ? DEFAULT_CLOSE_GRACE_MS
+      : positiveMs(options.graceMs, "graceMs", true);
+    this.#closing = true;
+    this.#closePromise = this.#close(graceMs);
+    return this.#closePromise;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    for (let waiter = this.#waiters.shift(); waiter; waiter = this.#waiters.shift()) {
+      clearTimeout(waiter.timer);
+      waiter.cleanup?.();
+      waiter.reject(new PoolClosedError(this.#path, "the pool closed while the caller waited"));
+    }
+    if (this.#active.size > 0 && graceMs > 0) {
+      let timer: Timer | undefined;
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+      this.#drained = null;
+    }
+    for (const conn of [...this.#active]) {
+      this.#onEvent({
+        type: "forced-close",
+        path: this.#path,
+        leaseId: conn.id,
+        heldMs: performance.now() - conn.acquiredAt,
+      });
+      this.#end(conn, false);
+    }
+    this.#idle.length = 0;
+    const file = this.#file;
+    if (file !== null) {
+      file.listeners.delete(this.#listener);
+      file.detach();
+    }
+  }
+
+  /** Closes the pool at the end of an `await using` scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.closeAll();
+  }
+
+  /**
+   * A snapshot of the pool: the original Shardlite's fields (`activeConnections`,
+   * `poolSize`, `maxConnections`, `totalConnectionsCreated`) plus waits, errors and the
+   * shard handle's counters.
+   */
+  getPoolStats(): PoolStats {
+    const handle: HandleStats = this.#file?.stats() ?? {
+      handleOpen: false,
+      handlesOpened: 0,
+      handlesReplaced: 0,
+      handleErrors: 0,
+      staleLocksCleared: 0,
+      transactionWaits: 0,
+      cachedStatements: 0,
+      attachedPools: 0,
+    };
+    return {
+      ...handle,
+      dbPath: this.#path,
+      name: this.#name,
+      activeConnections: this.#active.size,
+      poolSize: this.#idle.length,
+      maxConnections: this.#max,
+      waiting: this.#waiters.size,
+      timeoutMs: this.#timeoutMs,
+      ...this.#counters,
+      closed: this.#closing,
+    };
+  }
+}
