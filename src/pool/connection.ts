@@ -94,10 +94,16 @@ export class PooledConnection {
   #released = false;
   #cursor: Cursor = EMPTY_CURSOR;
   #savepoints = 0;
-  /** @internal When the lease was taken (performance.now()). */
+  /** @internal When the lease was taken (performance.now()), when leak detection is on. */
   readonly acquiredAt: number;
   /** @internal The stack that took the lease, when leak detection is on. */
   readonly acquiredStack: string | undefined;
+  /** @internal The pool's active-lease list (no Set: it is on the hot path). */
+  prevActive: PooledConnection | null = null;
+  /** @internal The pool's active-lease list. */
+  nextActive: PooledConnection | null = null;
+  /** @internal The leak-detection timer, when on. */
+  leakTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /** @internal Leases are made by {@link ConnectionPool.getConnection}. */
   constructor(
@@ -114,7 +120,8 @@ export class PooledConnection {
     this.id = id;
     this.#timeoutMs = timeoutMs;
     this.acquiredStack = acquiredStack;
-    this.acquiredAt = performance.now();
+    // A clock read costs as much as the rest of a lease: only leak detection needs it.
+    this.acquiredAt = acquiredStack === undefined ? 0 : performance.now();
   }
 
   /** The shard file this lease works on. */
@@ -149,17 +156,11 @@ export class PooledConnection {
     if (typeof sql !== "string") {
       throw new TypeError(`sql must be a string, got ${typeof sql}`);
     }
-    return this.#file.statement(
-      this.#session,
-      op,
-      sql,
-      params,
-      this.#timeoutMs,
-      (waitedMs) => this.#transactionTimeout(waitedMs),
-    );
+    return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
   }
 
-  #transactionTimeout(waitedMs: number): PoolTimeoutError {
+  /** @internal The error for a statement that waited too long for a transaction. */
+  transactionTimeout(waitedMs: number): PoolTimeoutError {
     const owner = this.#file.transactionOwner;
     return new PoolTimeoutError({
       path: this.#file.path,

@@ -23,8 +23,6 @@ import {
 } from "./shard_file.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
 
-type Timer = ReturnType<typeof setTimeout>;
-
 /** Options of a {@link ConnectionPool}. */
 export interface PoolOptions {
   /** Hard cap on leases active at once. Default 10. */
@@ -70,7 +68,7 @@ export type PoolEvent =
   }
   | { type: "double-return"; path: string; leaseId: number }
   | { type: "rollback-on-return"; path: string; leaseId: number }
-  | { type: "forced-close"; path: string; leaseId: number; heldMs: number }
+  | { type: "forced-close"; path: string; leaseId: number; graceMs: number }
   | ShardFileEvent;
 
 /** A snapshot of a pool's state. */
@@ -161,7 +159,7 @@ function defaultEventHandler(event: PoolEvent): void {
     case "forced-close":
       console.warn(
         `shardlite: ${event.path} - lease #${event.leaseId} still active after the close ` +
-          `grace period; it was closed (held ${Math.round(event.heldMs)} ms)`,
+          `grace period of ${event.graceMs} ms; it was closed`,
       );
       break;
     case "file-missing":
@@ -214,9 +212,12 @@ export class ConnectionPool {
   readonly #listener = (event: ShardFileEvent) => this.#onEvent(event);
   #file: ShardFile | null = null;
   readonly #idle: Session[] = [];
-  readonly #active = new Set<PooledConnection>();
-  readonly #leakTimers = new Map<PooledConnection, Timer>();
-  readonly #waiters = new WaitQueue<PooledConnection>();
+  // Active leases as an intrusive list: a Set costs more than the rest of a lease.
+  #activeHead: PooledConnection | null = null;
+  #activeCount = 0;
+  readonly #waiters: WaitQueue<PooledConnection> = new WaitQueue((waiter, now) =>
+    this.#expire(waiter, now)
+  );
   #closing = false;
   #closePromise: Promise<void> | null = null;
   #drained: (() => void) | null = null;
@@ -301,7 +302,7 @@ export class ConnectionPool {
 
   /** Leases active now. */
   get active(): number {
-    return this.#active.size;
+    return this.#activeCount;
   }
 
   /** Idle sessions ready for reuse. */
@@ -317,7 +318,7 @@ export class ConnectionPool {
   /** @internal Counts for error messages. */
   counts(): PoolCounts {
     return {
-      active: this.#active.size,
+      active: this.#activeCount,
       idle: this.#idle.length,
       waiting: this.#waiters.size,
       max: this.#max,
@@ -365,10 +366,10 @@ export class ConnectionPool {
       }
     }
     // Fast path: a free slot and nobody ahead; no queue, no timer.
-    if (this.#active.size < this.#max && this.#waiters.size === 0) {
+    if (this.#activeCount < this.#max && this.#waiters.size === 0) {
       return Promise.resolve(this.#lease(file, timeoutMs));
     }
-    return this.#wait(file, timeoutMs, signal);
+    return this.#wait(timeoutMs, signal);
   }
 
   #lease(file: ShardFile, timeoutMs: number): PooledConnection {
@@ -387,10 +388,16 @@ export class ConnectionPool {
       timeoutMs,
       leakMs === undefined ? undefined : new Error("lease taken here").stack,
     );
-    this.#active.add(lease);
+    this.#activeCount++;
+    const head = this.#activeHead;
+    if (head !== null) {
+      head.prevActive = lease;
+      lease.nextActive = head;
+    }
+    this.#activeHead = lease;
     if (leakMs !== undefined) {
       const timer = setTimeout(() => {
-        this.#leakTimers.delete(lease);
+        lease.leakTimer = undefined;
         this.#counters.leaksDetected++;
         this.#onEvent({
           type: "leak",
@@ -401,13 +408,12 @@ export class ConnectionPool {
         });
       }, leakMs);
       Deno.unrefTimer(timer);
-      this.#leakTimers.set(lease, timer);
+      lease.leakTimer = timer;
     }
     return lease;
   }
 
   #wait(
-    file: ShardFile,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<PooledConnection> {
@@ -423,51 +429,49 @@ export class ConnectionPool {
     }
     return new Promise<PooledConnection>((resolve, reject) => {
       const started = performance.now();
-      const waiter: Waiter<PooledConnection> = this.#waiters.push({
+      const waiter: Waiter<PooledConnection> = {
         started,
+        deadline: started + timeoutMs,
         timeoutMs,
         resolve,
         reject,
-        timer: undefined,
         cleanup: undefined,
-      });
-      waiter.timer = setTimeout(() => {
-        if (!this.#waiters.remove(waiter)) return;
-        this.#counters.timeouts++;
-        const waitedMs = performance.now() - started;
-        waiter.cleanup?.();
-        reject(
-          new PoolTimeoutError({
-            path: this.#path,
-            timeoutMs,
-            waitedMs,
-            counts: this.counts(),
-            waitingFor: "lease",
-          }),
-        );
-      }, timeoutMs);
+        live: true,
+      };
       if (signal !== undefined) {
         const onAbort = () => {
           if (!this.#waiters.remove(waiter)) return;
           this.#counters.aborted++;
-          clearTimeout(waiter.timer);
           reject(signal.reason);
         };
         signal.addEventListener("abort", onAbort, { once: true });
         waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
       }
-      void file;
+      this.#waiters.push(waiter);
     });
+  }
+
+  #expire(waiter: Waiter<PooledConnection>, now: number): void {
+    this.#counters.timeouts++;
+    waiter.cleanup?.();
+    waiter.reject(
+      new PoolTimeoutError({
+        path: this.#path,
+        timeoutMs: waiter.timeoutMs,
+        waitedMs: now - waiter.started,
+        counts: this.counts(),
+        waitingFor: "lease",
+      }),
+    );
   }
 
   /** Hands free slots to waiters, oldest first. */
   #serveWaiters(): void {
     const file = this.#file;
     if (file === null) return;
-    while (this.#active.size < this.#max) {
+    while (this.#activeCount < this.#max) {
       const waiter = this.#waiters.shift();
       if (waiter === undefined) return;
-      clearTimeout(waiter.timer);
       waiter.cleanup?.();
       const waited = performance.now() - waiter.started;
       this.#counters.totalWaited++;
@@ -487,13 +491,17 @@ export class ConnectionPool {
 
   /** Ends a lease: rolls back its open transaction (reported), clears its state. */
   #end(conn: PooledConnection, keepSession: boolean): void {
-    const timer = this.#leakTimers.get(conn);
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      this.#leakTimers.delete(conn);
+    if (conn.leakTimer !== undefined) {
+      clearTimeout(conn.leakTimer);
+      conn.leakTimer = undefined;
     }
     const session = conn.markReleased();
-    this.#active.delete(conn);
+    const { prevActive, nextActive } = conn;
+    if (prevActive !== null) prevActive.nextActive = nextActive;
+    else this.#activeHead = nextActive;
+    if (nextActive !== null) nextActive.prevActive = prevActive;
+    conn.prevActive = conn.nextActive = null;
+    this.#activeCount--;
     const file = this.#file;
     let keep = keepSession && !this.#closing;
     if (file !== null && file.rollbackIfOwner(session)) {
@@ -504,7 +512,7 @@ export class ConnectionPool {
     if (keep && this.#idle.length < this.#max) this.#idle.push(session);
     else if (!keepSession) this.#counters.connectionsClosed++;
     if (this.#closing) {
-      if (this.#active.size === 0) this.#drained?.();
+      if (this.#activeCount === 0) this.#drained?.();
     } else if (this.#waiters.size > 0) {
       this.#serveWaiters();
     }
@@ -587,13 +595,12 @@ export class ConnectionPool {
   }
 
   async #close(graceMs: number): Promise<void> {
-    for (let waiter = this.#waiters.shift(); waiter; waiter = this.#waiters.shift()) {
-      clearTimeout(waiter.timer);
+    for (const waiter of this.#waiters.drain()) {
       waiter.cleanup?.();
       waiter.reject(new PoolClosedError(this.#path, "the pool closed while the caller waited"));
     }
-    if (this.#active.size > 0 && graceMs > 0) {
-      let timer: Timer | undefined;
+    if (this.#activeCount > 0 && graceMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#drained = resolve;
         timer = setTimeout(resolve, graceMs);
@@ -601,13 +608,8 @@ export class ConnectionPool {
       clearTimeout(timer);
       this.#drained = null;
     }
-    for (const conn of [...this.#active]) {
-      this.#onEvent({
-        type: "forced-close",
-        path: this.#path,
-        leaseId: conn.id,
-        heldMs: performance.now() - conn.acquiredAt,
-      });
+    for (let conn = this.#activeHead; conn !== null; conn = this.#activeHead) {
+      this.#onEvent({ type: "forced-close", path: this.#path, leaseId: conn.id, graceMs });
       this.#end(conn, false);
     }
     this.#idle.length = 0;
@@ -643,7 +645,7 @@ export class ConnectionPool {
       ...handle,
       dbPath: this.#path,
       name: this.#name,
-      activeConnections: this.#active.size,
+      activeConnections: this.#activeCount,
       poolSize: this.#idle.length,
       maxConnections: this.#max,
       waiting: this.#waiters.size,
