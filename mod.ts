@@ -2,6 +2,8 @@
  * Shardlite for Deno: shard an application's data over many SQLite files behind one
  * async API.
  *
+ * {@link ShardManager} routes every operation by shard key over `shard_<id>.db` files,
+ * answers cross-shard queries as one database would, and persists its shard map.
  * The connection layer, {@link ConnectionPool}, hands out async leases
  * ({@link PooledConnection}) over one shard file's WebAssembly SQLite handle, with hard
  * caps, FIFO waiting, timeouts with clear errors, health checks, stats, leak detection,
@@ -34,6 +36,39 @@ export {
   type PoolStats,
 } from "./src/pool/pool.ts";
 export { Cursor, PooledConnection } from "./src/pool/connection.ts";
+export {
+  type ShardInfo,
+  type ShardLayout,
+  ShardManager,
+  type ShardManagerOptions,
+  type ShardStats,
+} from "./src/api/manager.ts";
+export { shutdown } from "./src/api/shutdown.ts";
+export {
+  type QueryAllOptions,
+  type RouteOptions,
+  Router,
+  type SelectRouteOptions,
+  type ShardSource,
+  type WriteRouteOptions,
+} from "./src/routing/router.ts";
+export {
+  HashStrategy,
+  LookupStrategy,
+  ModuloStrategy,
+  RangeStrategy,
+  type ShardingStrategy,
+  type ShardKey,
+  type StrategyDescriptor,
+  strategyFromDescriptor,
+} from "./src/routing/strategies.ts";
+export type {
+  ColumnFilter,
+  CreateTableOptions,
+  OrderBy,
+  OrderTerm,
+  Where,
+} from "./src/routing/sql.ts";
 export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";
 export type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./src/driver/driver.ts";
 export { wasmDriver } from "./src/driver/wasm.ts";

@@ -159,6 +159,11 @@ export class PooledConnection {
     return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
   }
 
+  /** @internal The error for a statement that resumes after its lease was returned. */
+  releasedError(): LeaseReleasedError | undefined {
+    return this.#released ? new LeaseReleasedError(this.#file.path, this.id) : undefined;
+  }
+
   /** @internal The error for a statement that waited too long for a transaction. */
   transactionTimeout(waitedMs: number): PoolTimeoutError {
     const owner = this.#file.transactionOwner;

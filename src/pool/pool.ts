@@ -170,6 +170,13 @@ function defaultEventHandler(event: PoolEvent): void {
   }
 }
 
+const openPoolSet = new Set<ConnectionPool>();
+
+/** @internal Every pool of the process that opened its file and is not closed. */
+export function openPools(): ConnectionPool[] {
+  return [...openPoolSet];
+}
+
 /**
  * A pool of leases over one shard file. With node-sqlite3-wasm every lease is a
  * session over the file's single EXCLUSIVE + WAL handle (shared by every pool of the
@@ -332,6 +339,7 @@ export class ConnectionPool {
       file = attachShardFile(this.#path, this.#fileOptions);
       file.listeners.add(this.#listener);
       this.#file = file;
+      openPoolSet.add(this);
     }
     return file;
   }
@@ -613,6 +621,7 @@ export class ConnectionPool {
       this.#end(conn, false);
     }
     this.#idle.length = 0;
+    openPoolSet.delete(this);
     const file = this.#file;
     if (file !== null) {
       file.listeners.delete(this.#listener);

@@ -31,10 +31,12 @@ export class Session {
   }
 }
 
-/** Builds the error for a statement that waited too long for a sibling's transaction. */
+/** The lease a statement runs for, as the shard file needs to see it. */
 export interface TimeoutReporter {
-  /** The error to reject with after `waitedMs`. */
+  /** The error to reject with after waiting `waitedMs` for a sibling's transaction. */
   transactionTimeout(waitedMs: number): Error;
+  /** The error to reject with when the lease was returned while the statement waited. */
+  releasedError(): Error | undefined;
 }
 
 /** What happened to a shard file, for pools' event listeners. */
@@ -380,9 +382,11 @@ export class ShardFile {
       this.#stats.transactionWaits++;
       await this.#acquireMutex(timeoutMs, reporter);
       holdsMutex = true;
-      if (session.lostTransaction !== null) {
+      // The lease may have been returned (or its transaction lost) while it waited.
+      const stale = reporter.releasedError() ?? session.lostTransaction;
+      if (stale !== null) {
         this.#mutex.release();
-        throw session.lostTransaction;
+        throw stale;
       }
     }
     try {

@@ -43,52 +43,73 @@ const TAG_INTEGER = 0x01;
 const TAG_TEXT = 0x02;
 const TAG_BYTES = 0x03;
 
-// Hash state in module variables: the hot path must not allocate a pair per call.
-let stateHi = 0;
-let stateLo = 0;
-let productHi = 0;
-let productLo = 0;
+// State in typed arrays: a module-level `let` holding a uint32 boxes a heap number per write
+const STATE = new Int32Array(4); // the running FNV hash as four 16-bit limbs, least significant first
+const PRODUCT = new Uint32Array(2); // [hi, lo] of the last multiply64
 
-/** Sets productHi:productLo to (ah:al * bh:bl) mod 2^64, from 16-bit limbs (exact in doubles). */
+/** Sets PRODUCT to (ah:al * bh:bl) mod 2^64 with 32-bit integer operations only. */
 function multiply64(ah: number, al: number, bh: number, bl: number): void {
+  // High half of the 32x32 product al*bl from 16-bit limbs (Hacker's Delight, mulhu)
   const a0 = al & 0xffff;
   const a1 = al >>> 16;
   const b0 = bl & 0xffff;
   const b1 = bl >>> 16;
-  const middle = a1 * b0 + a0 * b1;
-  const low = a0 * b0 + (middle % 65536) * 65536;
-  productLo = low >>> 0;
-  productHi = (a1 * b1 + Math.floor(middle / 65536) + Math.floor(low / TWO_32) +
-    Math.imul(al, bh) + Math.imul(ah, bl)) >>> 0;
+  const t = ((a0 * b0) >>> 16) + a0 * b1;
+  const w1 = (t & 0xffff) + a1 * b0;
+  const carry = a1 * b1 + (t >>> 16) + (w1 >>> 16);
+  PRODUCT[1] = Math.imul(al, bl);
+  PRODUCT[0] = carry + Math.imul(al, bh) + Math.imul(ah, bl);
 }
 
-/** One FNV-1a 64 step: xor the byte in, multiply by the prime 2^40 + 0x1b3. */
-function fnvByte(byte: number): void {
-  const lo = (stateLo ^ byte) >>> 0;
-  const product = lo * 0x1b3;
-  stateLo = product >>> 0;
-  stateHi = (Math.imul(stateHi, 0x1b3) + (lo << 8) + Math.floor(product / TWO_32)) >>> 0;
+/**
+ * FNV-1a 64 over the low `count` bytes of `packed`, most significant first: xor each
+ * byte in, multiply by the prime 2^40 + 0x1b3 (mod 2^64), on 16-bit limbs.
+ */
+function absorb(packed: number, count: number): void {
+  let v0 = STATE[0]!;
+  let v1 = STATE[1]!;
+  let v2 = STATE[2]!;
+  let v3 = STATE[3]!;
+  for (let shift = (count - 1) * 8; shift >= 0; shift -= 8) {
+    v0 ^= (packed >>> shift) & 0xff;
+    const t0 = v0 * 0x1b3;
+    let t1 = v1 * 0x1b3;
+    let t2 = v2 * 0x1b3 + (v0 << 8);
+    const t3 = v3 * 0x1b3 + (v1 << 8);
+    t1 += t0 >>> 16;
+    t2 += t1 >>> 16;
+    v0 = t0 & 0xffff;
+    v1 = t1 & 0xffff;
+    v2 = t2 & 0xffff;
+    v3 = (t3 + (t2 >>> 16)) & 0xffff;
+  }
+  STATE[0] = v0;
+  STATE[1] = v1;
+  STATE[2] = v2;
+  STATE[3] = v3;
 }
 
-function fnvWord(word: number): void {
-  fnvByte(word >>> 24);
-  fnvByte((word >>> 16) & 0xff);
-  fnvByte((word >>> 8) & 0xff);
-  fnvByte(word & 0xff);
-}
-
-/** MurmurHash3 fmix64 on the state. */
+/** MurmurHash3 fmix64 on STATE; leaves the result in PRODUCT. */
 function finalizeState(): void {
-  stateLo = (stateLo ^ (stateHi >>> 1)) >>> 0;
-  multiply64(stateHi, stateLo, 0xff51afd7, 0xed558ccd);
-  stateHi = productHi;
-  stateLo = (productLo ^ (productHi >>> 1)) >>> 0;
-  multiply64(stateHi, stateLo, 0xc4ceb9fe, 0x1a85ec53);
-  stateHi = productHi;
-  stateLo = (productLo ^ (productHi >>> 1)) >>> 0;
+  const hi = ((STATE[3]! << 16) | STATE[2]!) >>> 0;
+  const lo = ((STATE[1]! << 16) | STATE[0]!) >>> 0;
+  multiply64(hi, (lo ^ (hi >>> 1)) >>> 0, 0xff51afd7, 0xed558ccd);
+  const hi2 = PRODUCT[0]!;
+  multiply64(hi2, (PRODUCT[1]! ^ (hi2 >>> 1)) >>> 0, 0xc4ceb9fe, 0x1a85ec53);
+  PRODUCT[1] = PRODUCT[1]! ^ (PRODUCT[0]! >>> 1);
 }
 
-/** A short printable description of any value, for error messages. */
+/**
+ * A short printable description of any value, for error messages.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeKey } from "./keys.ts";
+ * assert.equal(describeKey(1.5), "number 1.5");
+ * assert.equal(describeKey(5n), "bigint 5n");
+ * ```
+ */
 export function describeKey(key: unknown): string {
   switch (typeof key) {
     case "number":
@@ -151,42 +172,73 @@ function refuseLoneSurrogate(key: string, index: number): never {
 /** Feeds the 8 canonical integer bytes of a safe integer into the hash state. */
 function hashSafeInteger(key: number): void {
   const hi = Math.floor(key / TWO_32);
-  fnvByte(TAG_INTEGER);
-  fnvWord(hi >>> 0);
-  fnvWord(key - hi * TWO_32);
+  absorb(TAG_INTEGER, 1);
+  absorb(hi >>> 0, 4);
+  absorb(key - hi * TWO_32, 4);
 }
 
 function hashText(key: string): void {
-  fnvByte(TAG_TEXT);
+  absorb(TAG_TEXT, 1);
   const length = key.length;
-  for (let i = 0; i < length; i++) {
+  let i = 0;
+  // ASCII fast path with the limbs in locals (same step as absorb)
+  let v0 = STATE[0]!;
+  let v1 = STATE[1]!;
+  let v2 = STATE[2]!;
+  let v3 = STATE[3]!;
+  for (; i < length; i++) {
     const unit = key.charCodeAt(i);
+    if (unit >= 0x80) break;
+    v0 ^= unit;
+    const t0 = v0 * 0x1b3;
+    let t1 = v1 * 0x1b3;
+    let t2 = v2 * 0x1b3 + (v0 << 8);
+    const t3 = v3 * 0x1b3 + (v1 << 8);
+    t1 += t0 >>> 16;
+    t2 += t1 >>> 16;
+    v0 = t0 & 0xffff;
+    v1 = t1 & 0xffff;
+    v2 = t2 & 0xffff;
+    v3 = (t3 + (t2 >>> 16)) & 0xffff;
+  }
+  STATE[0] = v0;
+  STATE[1] = v1;
+  STATE[2] = v2;
+  STATE[3] = v3;
+  for (; i < length; i++) {
+    const unit = key.charCodeAt(i);
+    // Each code point's UTF-8 bytes, packed most significant first
     if (unit < 0x80) {
-      fnvByte(unit);
+      absorb(unit, 1);
     } else if (unit < 0x800) {
-      fnvByte(0xc0 | (unit >>> 6));
-      fnvByte(0x80 | (unit & 0x3f));
+      absorb(((0xc0 | (unit >>> 6)) << 8) | 0x80 | (unit & 0x3f), 2);
     } else if (unit < 0xd800 || unit >= 0xe000) {
-      fnvByte(0xe0 | (unit >>> 12));
-      fnvByte(0x80 | ((unit >>> 6) & 0x3f));
-      fnvByte(0x80 | (unit & 0x3f));
+      absorb(
+        ((0xe0 | (unit >>> 12)) << 16) | ((0x80 | ((unit >>> 6) & 0x3f)) << 8) | 0x80 |
+          (unit & 0x3f),
+        3,
+      );
     } else {
       const next = i + 1 < length ? key.charCodeAt(i + 1) : 0;
       if (unit >= 0xdc00 || next < 0xdc00 || next > 0xdfff) refuseLoneSurrogate(key, i);
       const codePoint = 0x10000 + ((unit - 0xd800) << 10) + (next - 0xdc00);
       i++;
-      fnvByte(0xf0 | (codePoint >>> 18));
-      fnvByte(0x80 | ((codePoint >>> 12) & 0x3f));
-      fnvByte(0x80 | ((codePoint >>> 6) & 0x3f));
-      fnvByte(0x80 | (codePoint & 0x3f));
+      absorb(
+        ((0xf0 | (codePoint >>> 18)) << 24) | ((0x80 | ((codePoint >>> 12) & 0x3f)) << 16) |
+          ((0x80 | ((codePoint >>> 6) & 0x3f)) << 8) | 0x80 | (codePoint & 0x3f),
+        4,
+      );
     }
   }
 }
 
-/** Leaves the 64-bit stable hash of `key` in stateHi:stateLo, or throws for a bad key. */
+/** Leaves the 64-bit stable hash of `key` in PRODUCT, or throws for a bad key. */
 function hashIntoState(key: ShardKey): void {
-  stateHi = 0xcbf29ce4;
-  stateLo = 0x84222325;
+  // FNV-1a 64 offset basis 0xcbf29ce484222325
+  STATE[0] = 0x2325;
+  STATE[1] = 0x8422;
+  STATE[2] = 0x9ce4;
+  STATE[3] = 0xcbf2;
   if (typeof key === "number") {
     if (!Number.isSafeInteger(key)) refuseNumber(key);
     hashSafeInteger(key);
@@ -198,13 +250,13 @@ function hashIntoState(key: ShardKey): void {
     } else {
       if (key < INT64_MIN || key > INT64_MAX) refuseBigint(key);
       const unsigned = BigInt.asUintN(64, key);
-      fnvByte(TAG_INTEGER);
-      fnvWord(Number(unsigned >> 32n));
-      fnvWord(Number(unsigned & 0xffffffffn));
+      absorb(TAG_INTEGER, 1);
+      absorb(Number(unsigned >> 32n), 4);
+      absorb(Number(unsigned & 0xffffffffn), 4);
     }
   } else if (key instanceof Uint8Array) {
-    fnvByte(TAG_BYTES);
-    for (let i = 0; i < key.length; i++) fnvByte(key[i]!);
+    absorb(TAG_BYTES, 1);
+    for (let i = 0; i < key.length; i++) absorb(key[i]!, 1);
   } else {
     refuseType(key);
   }
@@ -217,13 +269,14 @@ function hashIntoState(key: ShardKey): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stableHash64 } from "./keys.ts";
- * console.assert(stableHash64(5) === stableHash64(5n));
+ * assert(stableHash64(5) === stableHash64(5n));
  * ```
  */
 export function stableHash64(key: ShardKey): bigint {
   hashIntoState(key);
-  return (BigInt(stateHi) << 32n) | BigInt(stateLo);
+  return (BigInt(PRODUCT[0]!) << 32n) | BigInt(PRODUCT[1]!);
 }
 
 /**
@@ -234,23 +287,24 @@ export function stableHash64(key: ShardKey): bigint {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jumpHash } from "./keys.ts";
  * const bucket = jumpHash("tenant-42", 8);
- * console.assert(bucket >= 0 && bucket < 8);
+ * assert(bucket >= 0 && bucket < 8);
  * ```
  */
 export function jumpHash(key: ShardKey, numBuckets: number): number {
   hashIntoState(key);
-  let hi = stateHi;
-  let lo = stateLo;
+  let hi = PRODUCT[0]!;
+  let lo = PRODUCT[1]!;
   let bucket = -1;
   let next = 0;
   while (next < numBuckets) {
     bucket = next;
     // key = key * 2862933555777941757 + 1 (mod 2^64), the paper's LCG
     multiply64(hi, lo, 0x27bb2ee6, 0x87b0b0fd);
-    lo = (productLo + 1) >>> 0;
-    hi = lo === 0 ? (productHi + 1) >>> 0 : productHi;
+    lo = (PRODUCT[1]! + 1) >>> 0;
+    hi = lo === 0 ? (PRODUCT[0]! + 1) >>> 0 : PRODUCT[0]!;
     // Same double arithmetic as the C reference: (b + 1) * (2^31 / ((key >> 33) + 1))
     next = Math.floor((bucket + 1) * (2147483648 / ((hi >>> 1) + 1)));
   }
@@ -262,14 +316,15 @@ export function jumpHash(key: ShardKey, numBuckets: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stableHash64, stableHashModulo } from "./keys.ts";
- * console.assert(BigInt(stableHashModulo("a", 7)) === stableHash64("a") % 7n);
+ * assert(BigInt(stableHashModulo("a", 7)) === stableHash64("a") % 7n);
  * ```
  */
 export function stableHashModulo(key: ShardKey, divisor: number): number {
   hashIntoState(key);
   // (hi * 2^32 + lo) mod d, kept below 2^53 by reducing hi first
-  return ((stateHi % divisor) * TWO_32 + stateLo) % divisor;
+  return ((PRODUCT[0]! % divisor) * TWO_32 + PRODUCT[1]!) % divisor;
 }
 
 /**
@@ -279,9 +334,10 @@ export function stableHashModulo(key: ShardKey, divisor: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeKey } from "./keys.ts";
- * console.assert(normalizeKey(5n) === 5);
- * console.assert(Object.is(normalizeKey(-0), 0));
+ * assert(normalizeKey(5n) === 5);
+ * assert(Object.is(normalizeKey(-0), 0));
  * ```
  */
 export function normalizeKey(key: unknown): ShardKey {
@@ -320,9 +376,10 @@ export function normalizeKey(key: unknown): ShardKey {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalKeyBytes } from "./keys.ts";
  * const bytes = canonicalKeyBytes(-1);
- * console.assert(bytes.length === 9 && bytes[0] === 0x01 && bytes[8] === 0xff);
+ * assert(bytes.length === 9 && bytes[0] === 0x01 && bytes[8] === 0xff);
  * ```
  */
 export function canonicalKeyBytes(key: ShardKey): Uint8Array {
@@ -347,9 +404,10 @@ export function canonicalKeyBytes(key: ShardKey): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareText } from "./keys.ts";
- * console.assert(compareText("\uffff", "\u{10000}") < 0);
- * console.assert("\uffff" > "\u{10000}"); // the UTF-16 order disagrees
+ * assert(compareText("\uffff", "\u{10000}") < 0);
+ * assert("\uffff" > "\u{10000}"); // the UTF-16 order disagrees
  * ```
  */
 export function compareText(a: string, b: string): number {
@@ -375,8 +433,9 @@ export function compareText(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareBytes } from "./keys.ts";
- * console.assert(compareBytes(new Uint8Array([1]), new Uint8Array([1, 0])) < 0);
+ * assert(compareBytes(new Uint8Array([1]), new Uint8Array([1, 0])) < 0);
  * ```
  */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -394,8 +453,9 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareIntegers } from "./keys.ts";
- * console.assert(compareIntegers(2 ** 53, 2n ** 53n + 1n) < 0);
+ * assert(compareIntegers(2 ** 53, 2n ** 53n + 1n) < 0);
  * ```
  */
 export function compareIntegers(a: number | bigint, b: number | bigint): number {

@@ -60,11 +60,12 @@ function compareBigintNumber(big: bigint, x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareSqlValues } from "./merge.ts";
- * console.assert(compareSqlValues(null, -Infinity) < 0);
- * console.assert(compareSqlValues(2n ** 53n + 1n, 2 ** 53) > 0);
- * console.assert(compareSqlValues("\u{10000}", "\uffff") > 0);
- * console.assert(compareSqlValues("z", new Uint8Array()) < 0);
+ * assert(compareSqlValues(null, -Infinity) < 0);
+ * assert(compareSqlValues(2n ** 53n + 1n, 2 ** 53) > 0);
+ * assert(compareSqlValues("\u{10000}", "\uffff") > 0);
+ * assert(compareSqlValues("z", new Uint8Array()) < 0);
  * ```
  */
 export function compareSqlValues(a: SqlValue, b: SqlValue): number {
@@ -91,9 +92,9 @@ export function compareSqlValues(a: SqlValue, b: SqlValue): number {
 /** Options of {@link mergeSorted}: LIMIT and OFFSET applied to the merged rows. */
 export interface MergeOptions {
   /** At most this many rows (a non-negative safe integer). */
-  readonly limit?: number;
+  readonly limit?: number | undefined;
   /** Skip this many rows first (a non-negative safe integer). */
-  readonly offset?: number;
+  readonly offset?: number | undefined;
 }
 
 function checkCount(value: unknown, option: string): number {
@@ -113,9 +114,10 @@ function checkCount(value: unknown, option: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shardLimit } from "./merge.ts";
- * console.assert(shardLimit({ limit: 10, offset: 20 }) === 30);
- * console.assert(shardLimit({ offset: 5 }) === undefined);
+ * assert(shardLimit({ limit: 10, offset: 20 }) === 30);
+ * assert(shardLimit({ offset: 5 }) === undefined);
  * ```
  */
 export function shardLimit(options: MergeOptions): number | undefined {
@@ -132,13 +134,14 @@ export function shardLimit(options: MergeOptions): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mergeSorted } from "./merge.ts";
  * const merged = mergeSorted(
- *   [[{ id: 1, age: 20 }, { id: 3, age: 40 }], [{ id: 2, age: 30 }]],
+ *   [[{ id: 3, age: 40 }, { id: 1, age: 20 }], [{ id: 2, age: 30 }]],
  *   [{ column: "age", direction: "desc" }],
  *   { limit: 2 },
  * );
- * console.assert(merged.map((row) => row.id).join() === "3,2");
+ * assert(merged.map((row) => row.id).join() === "3,2");
  * ```
  */
 export function mergeSorted(
@@ -231,8 +234,9 @@ function checkAlias(alias: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { partialAggregateSql } from "./merge.ts";
- * console.assert(partialAggregateSql("AVG(age)") ===
+ * assert(partialAggregateSql("AVG(age)") ===
  *   'SUM("age") AS "agg_sum", typeof(SUM("age")) AS "agg_type", COUNT("age") AS "agg_count"');
  * ```
  */
@@ -259,17 +263,18 @@ export function partialAggregateSql(aggregate: Aggregate | string, alias = "agg"
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildPartialAggregate } from "./merge.ts";
  * const { sql, params } = buildPartialAggregate("users", ["COUNT(*)", "MAX(age)"], { team: "red" });
- * console.assert(sql ===
+ * assert(sql ===
  *   'SELECT COUNT(*) AS "a0_count", MAX("age") AS "a1_value" FROM "users" WHERE "team" = ?');
- * console.assert(params[0] === "red");
+ * assert(params[0] === "red");
  * ```
  */
 export function buildPartialAggregate(
   table: string,
   aggregates: readonly (Aggregate | string)[],
-  where?: Where,
+  where?: Where | undefined,
 ): SqlStatement {
   if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
@@ -357,13 +362,14 @@ function realTotal(t: { integer: bigint; real: number; compensation: number }): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { combineAggregate } from "./merge.ts";
  * const avg = combineAggregate("AVG(age)", [
  *   { agg_sum: 30, agg_type: "integer", agg_count: 2 },
  *   { agg_sum: null, agg_type: "null", agg_count: 0 },
  *   { agg_sum: 60, agg_type: "integer", agg_count: 1 },
  * ]);
- * console.assert(avg === 30);
+ * assert(avg === 30);
  * ```
  */
 export function combineAggregate(

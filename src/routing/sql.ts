@@ -79,15 +79,15 @@ export type OrderBy = string | readonly (string | OrderTerm)[];
 /** Options of {@link buildSelect}. */
 export interface SelectOptions {
   /** Which rows; all when absent. */
-  readonly where?: Where;
+  readonly where?: Where | undefined;
   /** Which columns; `*` when absent. */
-  readonly columns?: readonly string[];
+  readonly columns?: readonly string[] | undefined;
   /** Sort order. */
-  readonly orderBy?: OrderBy;
+  readonly orderBy?: OrderBy | undefined;
   /** At most this many rows (a non-negative safe integer). */
-  readonly limit?: number;
+  readonly limit?: number | undefined;
   /** Skip this many rows first (a non-negative safe integer). */
-  readonly offset?: number;
+  readonly offset?: number | undefined;
 }
 
 /** The aggregate functions Shardlite can combine across shards. */
@@ -111,13 +111,14 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateIdentifier } from "./sql.ts";
- * console.assert(validateIdentifier("users", "table") === "users");
+ * assert(validateIdentifier("users", "table") === "users");
  * try {
  *   validateIdentifier("users; DROP TABLE x", "table");
  *   throw new Error("unreachable");
  * } catch (e) {
- *   console.assert((e as Error).name === "InvalidIdentifierError");
+ *   assert((e as Error).name === "InvalidIdentifierError");
  * }
  * ```
  */
@@ -152,8 +153,9 @@ export function validateIdentifier(name: unknown, kind: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quoteIdentifier } from "./sql.ts";
- * console.assert(quoteIdentifier("order", "column") === '"order"');
+ * assert(quoteIdentifier("order", "column") === '"order"');
  * ```
  */
 export function quoteIdentifier(name: unknown, kind = "identifier"): string {
@@ -163,14 +165,15 @@ export function quoteIdentifier(name: unknown, kind = "identifier"): string {
 /**
  * Checks that a value can be bound and stored faithfully, and returns what to bind:
  * booleans become 0/1; NaN (SQLite would store NULL), bigints outside int64, strings
- * with lone surrogates, `undefined`, objects other than Uint8Array, functions and
+ * with lone surrogates or NUL characters (the driver truncates text at NUL), `undefined`, objects other than Uint8Array, functions and
  * symbols throw {@link InvalidValueError} naming `column`. ±Infinity is allowed
  * (stored as REAL infinity).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toSqlValue } from "./sql.ts";
- * console.assert(toSqlValue(true, "active") === 1);
+ * assert(toSqlValue(true, "active") === 1);
  * ```
  */
 export function toSqlValue(value: unknown, column: string): SqlValue {
@@ -178,6 +181,13 @@ export function toSqlValue(value: unknown, column: string): SqlValue {
     case "string":
       if (!value.isWellFormed()) {
         throw new InvalidValueError(column, "the string has a lone surrogate (invalid Unicode)");
+      }
+      // node-sqlite3-wasm binds text up to the first NUL: "a\0b" would be stored, and match, as "a"
+      if (value.includes("\0")) {
+        throw new InvalidValueError(
+          column,
+          "the string contains NUL (U+0000), which the SQLite driver truncates; store it as a Uint8Array",
+        );
       }
       return value;
     case "number":
@@ -293,13 +303,14 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildWhere } from "./sql.ts";
  * const { sql, params } = buildWhere({ team: "red", age: { gte: 18 }, deleted: null });
- * console.assert(sql === 'WHERE "team" = ? AND "age" >= ? AND "deleted" IS NULL');
- * console.assert(params.length === 2);
+ * assert(sql === 'WHERE "team" = ? AND "age" >= ? AND "deleted" IS NULL');
+ * assert(params.length === 2);
  * ```
  */
-export function buildWhere(where?: Where): SqlStatement {
+export function buildWhere(where?: Where | undefined): SqlStatement {
   if (where === undefined) return { sql: "", params: [] };
   if (typeof where !== "object" || where === null || Array.isArray(where)) {
     throw new InvalidQueryError("where", `expected an object, got ${describeKey(where)}`);
@@ -338,9 +349,10 @@ function checkCount(value: unknown, option: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveOrderBy } from "./sql.ts";
  * const terms = resolveOrderBy(["name", { column: "age", direction: "desc" }]);
- * console.assert(terms[0]!.direction === "asc" && terms[1]!.direction === "desc");
+ * assert(terms[0]!.direction === "asc" && terms[1]!.direction === "desc");
  * ```
  */
 export function resolveOrderBy(orderBy: OrderBy): ResolvedOrderTerm[] {
@@ -374,6 +386,7 @@ export function resolveOrderBy(orderBy: OrderBy): ResolvedOrderTerm[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildSelect } from "./sql.ts";
  * const { sql, params } = buildSelect("users", {
  *   columns: ["id", "name"],
@@ -381,10 +394,10 @@ export function resolveOrderBy(orderBy: OrderBy): ResolvedOrderTerm[] {
  *   orderBy: [{ column: "name", direction: "desc" }],
  *   limit: 10,
  * });
- * console.assert(
+ * assert(
  *   sql === 'SELECT "id", "name" FROM "users" WHERE "age" > ? ORDER BY "name" DESC LIMIT ?',
  * );
- * console.assert(params[0] === 30 && params[1] === 10);
+ * assert(params[0] === 30 && params[1] === 10);
  * ```
  */
 export function buildSelect(table: string, options: SelectOptions = {}): SqlStatement {
@@ -437,7 +450,7 @@ function rowEntries(row: unknown, option: string): [string, SqlValue][] {
 /** Options of {@link buildInsert}. */
 export interface InsertOptions {
   /** What to do when the row violates a uniqueness constraint (default: fail). */
-  readonly onConflict?: "ignore" | "replace";
+  readonly onConflict?: "ignore" | "replace" | undefined;
 }
 
 /**
@@ -445,10 +458,11 @@ export interface InsertOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildInsert } from "./sql.ts";
  * const { sql, params } = buildInsert("users", { id: 1, name: "Ada", admin: true });
- * console.assert(sql === 'INSERT INTO "users" ("id", "name", "admin") VALUES (?, ?, ?)');
- * console.assert(params[2] === 1);
+ * assert(sql === 'INSERT INTO "users" ("id", "name", "admin") VALUES (?, ?, ?)');
+ * assert(params[2] === 1);
  * ```
  */
 export function buildInsert(
@@ -481,16 +495,17 @@ export function buildInsert(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildUpdate } from "./sql.ts";
  * const { sql, params } = buildUpdate("users", { name: "Bo" }, { id: 7 });
- * console.assert(sql === 'UPDATE "users" SET "name" = ? WHERE "id" = ?');
- * console.assert(params[0] === "Bo" && params[1] === 7);
+ * assert(sql === 'UPDATE "users" SET "name" = ? WHERE "id" = ?');
+ * assert(params[0] === "Bo" && params[1] === 7);
  * ```
  */
 export function buildUpdate(
   table: string,
   changes: Readonly<Record<string, SqlInput>>,
-  where?: Where,
+  where?: Where | undefined,
 ): SqlStatement {
   const target = quoteIdentifier(table, "table");
   const entries = rowEntries(changes, "changes");
@@ -508,11 +523,12 @@ export function buildUpdate(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildDelete } from "./sql.ts";
- * console.assert(buildDelete("users", { id: 7 }).sql === 'DELETE FROM "users" WHERE "id" = ?');
+ * assert(buildDelete("users", { id: 7 }).sql === 'DELETE FROM "users" WHERE "id" = ?');
  * ```
  */
-export function buildDelete(table: string, where?: Where): SqlStatement {
+export function buildDelete(table: string, where?: Where | undefined): SqlStatement {
   const target = quoteIdentifier(table, "table");
   const filter = buildWhere(where);
   return {
@@ -524,9 +540,9 @@ export function buildDelete(table: string, where?: Where): SqlStatement {
 /** Options of {@link buildCreateTable}. */
 export interface CreateTableOptions {
   /** Add `IF NOT EXISTS`. */
-  readonly ifNotExists?: boolean;
+  readonly ifNotExists?: boolean | undefined;
   /** A composite primary key, as a table constraint. */
-  readonly primaryKey?: readonly string[];
+  readonly primaryKey?: readonly string[] | undefined;
 }
 
 /**
@@ -535,12 +551,13 @@ export interface CreateTableOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildCreateTable } from "./sql.ts";
  * const { sql } = buildCreateTable("users", {
  *   id: "integer primary key",
  *   name: "TEXT NOT NULL DEFAULT 'anon'",
  * }, { ifNotExists: true });
- * console.assert(
+ * assert(
  *   sql ===
  *     `CREATE TABLE IF NOT EXISTS "users" ("id" INTEGER PRIMARY KEY, "name" TEXT NOT NULL DEFAULT 'anon')`,
  * );
@@ -584,13 +601,14 @@ export function buildCreateTable(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildDropTable } from "./sql.ts";
- * console.assert(buildDropTable("users", { ifExists: true }).sql === 'DROP TABLE IF EXISTS "users"');
+ * assert(buildDropTable("users", { ifExists: true }).sql === 'DROP TABLE IF EXISTS "users"');
  * ```
  */
 export function buildDropTable(
   table: string,
-  options: { readonly ifExists?: boolean } = {},
+  options: { readonly ifExists?: boolean | undefined } = {},
 ): SqlStatement {
   return {
     sql: `DROP TABLE ${options.ifExists ? "IF EXISTS " : ""}${quoteIdentifier(table, "table")}`,
@@ -634,14 +652,11 @@ function tokenize(definition: string, fail: (why: string) => never): Token[] {
       i += string[0].length;
       continue;
     }
-    const char = rest[0]!;
-    if ("(),+-".includes(char)) {
-      tokens.push({ kind: "punct", text: char });
-      i += 1;
-      continue;
-    }
-    if (char === "'") fail(`unterminated string at offset ${i}`);
-    fail(`unexpected ${JSON.stringify(char)} at offset ${i}`);
+    if (rest[0] === "'") fail(`unterminated string at offset ${i}`);
+    // Any other character becomes a token the grammar refuses, so the message names the construct
+    const char = String.fromCodePoint(rest.codePointAt(0)!);
+    tokens.push({ kind: "punct", text: char });
+    i += char.length;
   }
   return tokens;
 }
@@ -681,10 +696,11 @@ const CONSTRAINT_WORDS = new Set([
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateColumnDefinition } from "./sql.ts";
- * console.assert(validateColumnDefinition("text  not null default 'it''s'") ===
+ * assert(validateColumnDefinition("text  not null default 'it''s'") ===
  *   "TEXT NOT NULL DEFAULT 'it''s'");
- * console.assert(validateColumnDefinition("integer references users(id) on delete cascade") ===
+ * assert(validateColumnDefinition("integer references users(id) on delete cascade") ===
  *   'INTEGER REFERENCES "users"("id") ON DELETE CASCADE');
  * ```
  */
@@ -734,9 +750,23 @@ export function validateColumnDefinition(definition: unknown, column?: string): 
       position++;
     }
     const token = peek();
-    if (token?.kind !== "number") return fail("expected a number");
+    if (token?.kind !== "number") {
+      return fail(
+        `expected a number ${
+          token === undefined ? "at the end" : `instead of ${JSON.stringify(token.text)}`
+        }`,
+      );
+    }
     position++;
     return sign + token.text;
+  };
+  const referenced = (name: string, kind: string): string => {
+    try {
+      return quoteIdentifier(name, `referenced ${kind}`);
+    } catch (error) {
+      if (!(error instanceof InvalidIdentifierError)) throw error;
+      return fail(`the referenced ${kind} name ${JSON.stringify(name)} is not allowed`);
+    }
   };
   const out: string[] = [];
 
@@ -794,8 +824,13 @@ export function validateColumnDefinition(definition: unknown, column?: string): 
               takeWord("NULL", "TRUE", "FALSE", "CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME")
             }`,
           );
-        } else {
+        } else if (token?.kind === "number" || token?.text === "-" || token?.text === "+") {
           out.push(`DEFAULT ${takeSignedNumber()}`);
+        } else {
+          fail(
+            `DEFAULT takes a number, a 'quoted string', NULL, TRUE, FALSE or CURRENT_TIMESTAMP, ` +
+              `not ${token === undefined ? "nothing" : JSON.stringify(token.text)}`,
+          );
         }
         break;
       }
@@ -806,14 +841,14 @@ export function validateColumnDefinition(definition: unknown, column?: string): 
         const token = peek();
         if (token?.kind !== "word") return fail("REFERENCES needs a table name");
         position++;
-        let text = `REFERENCES ${quoteIdentifier(token.text, "referenced table")}`;
+        let text = `REFERENCES ${referenced(token.text, "table")}`;
         if (peek()?.kind === "punct" && peek()!.text === "(") {
           position++;
           const target = peek();
           if (target?.kind !== "word") return fail("REFERENCES table( needs a column name");
           position++;
           takePunct(")");
-          text += `(${quoteIdentifier(target.text, "referenced column")})`;
+          text += `(${referenced(target.text, "column")})`;
         }
         while (peekWord() === "ON") {
           position++;
@@ -845,9 +880,10 @@ const AGGREGATE = /^\s*([A-Za-z]+)\s*\(\s*(\*|[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAggregate } from "./sql.ts";
  * const { fn, column } = parseAggregate(" max( age ) ");
- * console.assert(fn === "MAX" && column === "age");
+ * assert(fn === "MAX" && column === "age");
  * ```
  */
 export function parseAggregate(expression: string): Aggregate {

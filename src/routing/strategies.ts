@@ -123,11 +123,12 @@ function allIds(numShards: number): number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HashStrategy } from "./strategies.ts";
  * const strategy = new HashStrategy(4);
  * const shard = strategy.getShardId("user-17");
- * console.assert(shard >= 0 && shard < 4);
- * console.assert(strategy.getShardId(5) === strategy.getShardId(5n));
+ * assert(shard >= 0 && shard < 4);
+ * assert(strategy.getShardId(5) === strategy.getShardId(5n));
  * ```
  */
 export class HashStrategy implements ShardingStrategy {
@@ -162,10 +163,11 @@ export class HashStrategy implements ShardingStrategy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ModuloStrategy } from "./strategies.ts";
  * const strategy = new ModuloStrategy(4);
- * console.assert(strategy.getShardId(10) === 2);
- * console.assert(strategy.getShardId(-10n) === 2);
+ * assert(strategy.getShardId(10) === 2);
+ * assert(strategy.getShardId(-10n) === 2);
  * ```
  */
 export class ModuloStrategy implements ShardingStrategy {
@@ -203,8 +205,8 @@ export class ModuloStrategy implements ShardingStrategy {
   }
 }
 
-/** A boundary or range key after normalisation: an exact integer or a string. */
-type RangeValue = number | bigint | string;
+/** A range boundary after normalisation: an exact integer (a number when safe) or a string. */
+export type RangeBoundary = number | bigint | string;
 
 function encodeKey(key: ShardKey): DescriptorKey {
   if (typeof key === "bigint") return { bigint: key.toString() };
@@ -226,18 +228,19 @@ function encodeKey(key: ShardKey): DescriptorKey {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RangeStrategy } from "./strategies.ts";
  * const strategy = new RangeStrategy([100, 200]);
- * console.assert(strategy.numShards === 3);
- * console.assert(strategy.getShardId(99) === 0);
- * console.assert(strategy.getShardId(100n) === 1);
- * console.assert(strategy.getShardId(250) === 2);
+ * assert(strategy.numShards === 3);
+ * assert(strategy.getShardId(99) === 0);
+ * assert(strategy.getShardId(100n) === 1);
+ * assert(strategy.getShardId(250) === 2);
  * ```
  */
 export class RangeStrategy implements ShardingStrategy {
   /** The number of shards: `boundaries.length + 1`. */
   readonly numShards: number;
-  readonly #boundaries: readonly RangeValue[];
+  readonly #boundaries: readonly RangeBoundary[];
   readonly #kind: "integer" | "text";
 
   /** Creates a strategy from strictly ascending boundaries (at least one, at most 65535). */
@@ -250,7 +253,7 @@ export class RangeStrategy implements ShardingStrategy {
         `boundaries must hold 1 to ${MAX_SHARDS - 1} values, got ${boundaries.length}`,
       );
     }
-    const values: RangeValue[] = [];
+    const values: RangeBoundary[] = [];
     let kind: "integer" | "text" | undefined;
     for (let i = 0; i < boundaries.length; i++) {
       const raw: unknown = boundaries[i];
@@ -287,7 +290,7 @@ export class RangeStrategy implements ShardingStrategy {
   }
 
   /** The boundaries, normalised (safe integers as numbers). */
-  get boundaries(): RangeValue[] {
+  get boundaries(): RangeBoundary[] {
     return [...this.#boundaries];
   }
 
@@ -329,7 +332,7 @@ export class RangeStrategy implements ShardingStrategy {
   }
 }
 
-function compareRange(a: RangeValue, b: RangeValue): number {
+function compareRange(a: RangeBoundary, b: RangeBoundary): number {
   if (typeof a === "string") return compareText(a, b as string);
   return compareIntegers(a, b as number | bigint);
 }
@@ -351,11 +354,12 @@ function keyId(key: ShardKey): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HashStrategy, LookupStrategy } from "./strategies.ts";
  * const strategy = new LookupStrategy({ "big-tenant": 4 }, new HashStrategy(4));
- * console.assert(strategy.numShards === 5);
- * console.assert(strategy.getShardId("big-tenant") === 4);
- * console.assert(strategy.getShardId("small-tenant") < 4);
+ * assert(strategy.numShards === 5);
+ * assert(strategy.getShardId("big-tenant") === 4);
+ * assert(strategy.getShardId("small-tenant") < 4);
  * ```
  */
 export class LookupStrategy implements ShardingStrategy {
@@ -588,10 +592,11 @@ function rebuild(value: unknown, at: string): ShardingStrategy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HashStrategy, strategyFromDescriptor } from "./strategies.ts";
  * const json = JSON.stringify(new HashStrategy(8).describe());
  * const strategy = strategyFromDescriptor(JSON.parse(json));
- * console.assert(strategy.getShardId("k") === new HashStrategy(8).getShardId("k"));
+ * assert(strategy.getShardId("k") === new HashStrategy(8).getShardId("k"));
  * ```
  */
 export function strategyFromDescriptor(descriptor: unknown): ShardingStrategy {
@@ -615,9 +620,10 @@ function canonicalJson(value: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HashStrategy, sameLayout } from "./strategies.ts";
- * console.assert(sameLayout(new HashStrategy(4), { numShards: 4, type: "hash" }));
- * console.assert(!sameLayout(new HashStrategy(4), new HashStrategy(5)));
+ * assert(sameLayout(new HashStrategy(4), { numShards: 4, type: "hash" }));
+ * assert(!sameLayout(new HashStrategy(4), new HashStrategy(5)));
  * ```
  */
 export function sameLayout(

@@ -1,0 +1,501 @@
+/**
+ * `ShardManager`: one async API over many SQLite shard files.
+ *
+ * @module
+ */
+
+import { InvalidQueryError, PoolClosedError, ShardOperationError } from "../errors.ts";
+import type { PooledConnection } from "../pool/connection.ts";
+import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
+import type { ShardKey } from "../routing/keys.ts";
+import {
+  type QueryAllOptions,
+  type RouteOptions,
+  Router,
+  type SelectRouteOptions,
+  type ShardSource,
+  type WriteRouteOptions,
+} from "../routing/router.ts";
+import {
+  buildCreateTable,
+  buildDropTable,
+  type CreateTableOptions,
+  validateIdentifier,
+  type Where,
+} from "../routing/sql.ts";
+import {
+  HashStrategy,
+  type ShardingStrategy,
+  type StrategyDescriptor,
+} from "../routing/strategies.ts";
+import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
+import {
+  acquireDirectory,
+  checkLayout,
+  readShardMap,
+  SHARD_MAP_FORMAT,
+  type ShardMap,
+  writeShardMap,
+} from "./shard_map.ts";
+
+/** Options of a {@link ShardManager}. */
+export interface ShardManagerOptions {
+  /** How many shard files. Required unless `strategy` is given. */
+  numShards?: number;
+  /** The directory of the shard files (`shard_<id>.db`) and the shard map. */
+  dbDir: string;
+  /** How keys map to shards. Default: `new HashStrategy(numShards)`. */
+  strategy?: ShardingStrategy;
+  /** Options of every shard's {@link ConnectionPool}. */
+  pool?: PoolOptions;
+  /** How many shards a cross-shard operation works on at once. Default 16. */
+  maxConcurrentShards?: number;
+}
+
+/** One shard as {@link ShardManager.getShardInfo} describes it. */
+export interface ShardInfo {
+  /** The shard's id. */
+  shardId: number;
+  /** Its file. */
+  path: string;
+}
+
+/** What {@link ShardManager.getShardInfo} returns. */
+export interface ShardLayout {
+  /** The directory. */
+  dbDir: string;
+  /** Number of shards. */
+  numShards: number;
+  /** The strategy's descriptor. */
+  strategy: StrategyDescriptor;
+  /** Every shard. */
+  shards: ShardInfo[];
+  /** Tables and their shard-key columns. */
+  tables: Record<string, { shardKey: string | null }>;
+}
+
+/** One shard's figures from {@link ShardManager.getShardStats}. */
+export interface ShardStats extends ShardInfo {
+  /** Whether the file exists (files are created lazily). */
+  exists: boolean;
+  /** The file's size plus its WAL's, in bytes (0 when missing). */
+  sizeBytes: number;
+  /** Rows per known table (empty when the file does not exist). */
+  rows: Record<string, number>;
+  /** The shard pool's stats, when the pool was used. */
+  pool: PoolStats | null;
+}
+
+const managers = new Set<ShardManager>();
+
+/** @internal Every open manager of the process, for module-level shutdown(). */
+export function openManagers(): ShardManager[] {
+  return [...managers];
+}
+
+/**
+ * Shards data over SQLite files in one directory and routes every operation by shard key.
+ *
+ * @example
+ * ```ts
+ * import { ShardManager } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+ * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" }, {
+ *   shardKey: "id",
+ * });
+ * await manager.insert("users", { id: 123, name: "John", age: 30 });
+ * await manager.insertMany("users", [{ id: 1, name: "Ada", age: 36 }, { id: 2, name: "Bo", age: 24 }]);
+ * const [john] = await manager.select("users", { key: 123 });
+ * if (john?.name !== "John") throw new Error("expected John");
+ * if (await manager.count("users") !== 3) throw new Error("expected 3 users");
+ * await manager.shutdown();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class ShardManager implements ShardSource {
+  /** The directory of the shard files. */
+  readonly dbDir: string;
+  /** The strategy that maps keys to shards. */
+  readonly strategy: ShardingStrategy;
+  /** How many shards a cross-shard operation works on at once. */
+  readonly maxConcurrentShards: number;
+  readonly #poolOptions: PoolOptions;
+  readonly #pools = new Map<number, ConnectionPool>();
+  readonly #router: Router;
+  #map: ShardMap | null = null;
+  #ready: Promise<void> | null = null;
+  #releaseDirectory: (() => void) | null = null;
+  #closed: Promise<void> | null = null;
+
+  /**
+   * Creates a manager. Nothing is touched on disk until the first operation, which
+   * creates `dbDir`, takes ownership of it and checks or writes the shard map.
+   *
+   * @throws {TypeError | RangeError} for invalid options (the message names the option).
+   */
+  constructor(options: ShardManagerOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("ShardManager options must be an object with numShards and dbDir");
+    }
+    if (typeof options.dbDir !== "string" || options.dbDir.trim() === "") {
+      throw new TypeError(`dbDir must be a non-empty string, got ${JSON.stringify(options.dbDir)}`);
+    }
+    if (options.dbDir.includes("\0")) throw new TypeError("dbDir must not contain NUL characters");
+    const strategy = options.strategy ?? (() => {
+      if (options.numShards === undefined) {
+        throw new TypeError("numShards is required when no strategy is given");
+      }
+      return new HashStrategy(options.numShards);
+    })();
+    if (options.numShards !== undefined && options.numShards !== strategy.numShards) {
+      throw new RangeError(
+        `numShards (${options.numShards}) differs from the strategy's (${strategy.numShards})`,
+      );
+    }
+    const concurrency = options.maxConcurrentShards ?? 16;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+      throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
+    }
+    this.dbDir = options.dbDir.replace(/\/+$/, "") || "/";
+    this.strategy = strategy;
+    this.maxConcurrentShards = concurrency;
+    this.#poolOptions = { ...options.pool };
+    // Fail at construction on bad pool options rather than at the first query.
+    new ConnectionPool(`${this.dbDir}/shard_0.db`, this.#poolOptions);
+    this.#router = new Router(this, strategy);
+    managers.add(this);
+  }
+
+  /** Number of shards. */
+  get numShards(): number {
+    return this.strategy.numShards;
+  }
+
+  /** The router this manager delegates to. */
+  get router(): Router {
+    return this.#router;
+  }
+
+  /** Resolves once `dbDir` is owned and the shard map checked; rejects after shutdown. */
+  ready(): Promise<void> {
+    if (this.#closed !== null) {
+      return Promise.reject(new PoolClosedError(this.dbDir, "the shard manager was shut down"));
+    }
+    this.#ready ??= this.#open();
+    return this.#ready;
+  }
+
+  async #open(): Promise<void> {
+    await Deno.mkdir(this.dbDir, { recursive: true, mode: 0o700 });
+    const release = acquireDirectory(this.dbDir);
+    try {
+      const existing = readShardMap(this.dbDir);
+      if (existing !== undefined) {
+        checkLayout(this.dbDir, existing, this.strategy);
+        this.#map = existing;
+      } else {
+        this.#map = {
+          format: SHARD_MAP_FORMAT,
+          numShards: this.strategy.numShards,
+          strategy: this.strategy.describe(),
+          tables: {},
+        };
+        writeShardMap(this.dbDir, this.#map);
+      }
+    } catch (error) {
+      release();
+      this.#ready = null;
+      throw error;
+    }
+    this.#releaseDirectory = release;
+  }
+
+  /** The path of shard `shardId`'s file. */
+  shardPath(shardId: number): string {
+    return `${this.dbDir}/shard_${shardId}.db`;
+  }
+
+  /** The pool of shard `shardId` (created on first use). */
+  getPool(shardId: number): ConnectionPool {
+    if (this.#closed !== null) {
+      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
+    }
+    if (!Number.isSafeInteger(shardId) || shardId < 0 || shardId >= this.numShards) {
+      throw new RangeError(`shardId must be an integer from 0 to ${this.numShards - 1}`);
+    }
+    let pool = this.#pools.get(shardId);
+    if (pool === undefined) {
+      pool = new ConnectionPool(this.shardPath(shardId), {
+        name: `shard ${shardId}`,
+        ...this.#poolOptions,
+      });
+      this.#pools.set(shardId, pool);
+    }
+    return pool;
+  }
+
+  /** The shard-key column recorded for `table`, if any. */
+  getShardKeyColumn(table: string): string | undefined {
+    return this.#map?.tables[table]?.shardKey ?? undefined;
+  }
+
+  /** The shard `key` maps to. */
+  getShardId(key: ShardKey): number {
+    return this.#router.getShardId(key);
+  }
+
+  async #persistTables(change: (tables: ShardMap["tables"]) => void): Promise<void> {
+    await this.ready();
+    const map = this.#map as ShardMap;
+    const next: ShardMap = { ...map, tables: { ...map.tables } };
+    change(next.tables);
+    writeShardMap(this.dbDir, next);
+    this.#map = next;
+  }
+
+  /**
+   * Creates `table` on every shard (`IF NOT EXISTS` unless told otherwise) and records
+   * its shard-key column in the shard map.
+   */
+  async createTable(
+    table: string,
+    columns: Readonly<Record<string, string>>,
+    options: CreateTableOptions & { shardKey?: string } = {},
+  ): Promise<void> {
+    const { shardKey, ...createOptions } = options;
+    const statement = buildCreateTable(table, columns, { ifNotExists: true, ...createOptions });
+    if (shardKey !== undefined) {
+      validateIdentifier(shardKey, "shard key column");
+      if (!Object.hasOwn(columns, shardKey)) {
+        throw new InvalidQueryError(
+          "shardKey",
+          `${shardKey} is not a column of ${table}; name one of: ${
+            Object.keys(columns).join(", ")
+          }`,
+        );
+      }
+    }
+    await this.ready();
+    await this.#router.routeEachShard((c) => c.exec(statement.sql));
+    await this.#persistTables((tables) => {
+      tables[table] = { shardKey: shardKey ?? null };
+    });
+  }
+
+  /** Runs DDL (one or more statements) on every shard. */
+  async applySchema(sql: string): Promise<void> {
+    if (typeof sql !== "string" || sql.trim() === "") {
+      throw new TypeError("applySchema(sql): sql must be a non-empty string");
+    }
+    await this.#router.routeEachShard((c) => c.exec(sql));
+  }
+
+  /** Drops `table` on every shard and forgets it in the shard map. */
+  async dropTable(table: string, options: { ifExists?: boolean } = {}): Promise<void> {
+    const statement = buildDropTable(table, { ifExists: options.ifExists ?? true });
+    await this.#router.routeEachShard((c) => c.exec(statement.sql));
+    await this.#persistTables((tables) => {
+      delete tables[table];
+    });
+  }
+
+  /** Inserts a row on its key's shard; the key may be omitted when the table has a shard key. */
+  insert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key?: ShardKey,
+  ): Promise<RunResult> {
+    return this.#router.routeInsert(table, row, key);
+  }
+
+  /** Inserts rows grouped per shard, one transaction per shard, all committed or none. */
+  insertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keys?: readonly ShardKey[],
+  ): Promise<number> {
+    return this.#router.routeInsertMany(table, rows, keys);
+  }
+
+  /** Selects rows by key, or across every shard with ORDER BY/LIMIT/OFFSET merged exactly. */
+  select(table: string, options?: SelectRouteOptions): Promise<Row[]> {
+    return this.#router.routeSelect(table, options);
+  }
+
+  /** Updates rows; refuses to touch every row unless `{ allShards: true }`. Returns rows changed. */
+  update(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options?: WriteRouteOptions,
+  ): Promise<number> {
+    return this.#router.routeUpdate(table, changes, options);
+  }
+
+  /** Deletes rows; refuses to delete every row unless `{ allShards: true }`. Returns rows deleted. */
+  delete(table: string, options?: WriteRouteOptions): Promise<number> {
+    return this.#router.routeDelete(table, options);
+  }
+
+  async #one(table: string, expression: string, where?: Where): Promise<SqlValue> {
+    const result = await this.#router.routeAggregate(table, expression, { where });
+    return result[expression] ?? null;
+  }
+
+  /** COUNT(*) over every shard. */
+  async count(table: string, where?: Where): Promise<number> {
+    return Number(await this.#one(table, "COUNT(*)", where));
+  }
+
+  /** SUM(column) over every shard (NULL when no row has a value). */
+  sum(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return this.#one(table, `SUM(${validateIdentifier(column, "column")})`, where);
+  }
+
+  /** AVG(column) over every shard: total SUM / total COUNT. */
+  avg(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return this.#one(table, `AVG(${validateIdentifier(column, "column")})`, where);
+  }
+
+  /** MIN(column) over every shard. */
+  min(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return this.#one(table, `MIN(${validateIdentifier(column, "column")})`, where);
+  }
+
+  /** MAX(column) over every shard. */
+  max(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return this.#one(table, `MAX(${validateIdentifier(column, "column")})`, where);
+  }
+
+  /**
+   * COUNT/SUM/AVG/MIN/MAX expressions over every shard (or `key`'s), keyed by the
+   * expression as given: `aggregate("users", "COUNT(*)")` → `{ "COUNT(*)": 6 }`.
+   */
+  aggregate(
+    table: string,
+    expressions: string | readonly string[],
+    options?: RouteOptions,
+  ): Promise<Record<string, SqlValue>> {
+    return this.#router.routeAggregate(table, expressions, options);
+  }
+
+  /** Raw SQL on the shard of `key`; returns its rows. */
+  query(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
+    return this.#router.routeQuery(key, sql, params);
+  }
+
+  /**
+   * Raw SQL on every shard, rows merged (by `orderBy` when given). GROUP BY, DISTINCT
+   * and aggregates are per shard here; use {@link aggregate} for combined aggregates.
+   */
+  queryAll(sql: string, params?: Params, options?: QueryAllOptions): Promise<Row[]> {
+    return this.#router.routeQueryAll(sql, params, options);
+  }
+
+  /** Runs `fn` in a transaction on the shard of `key`: ACID on that shard. */
+  transaction<T>(key: ShardKey, fn: (conn: PooledConnection) => T | Promise<T>): Promise<T> {
+    return this.#router.routeTransaction(key, fn);
+  }
+
+  /** The layout: directory, shard count, strategy, shard files and tables. */
+  getShardInfo(): ShardLayout {
+    return {
+      dbDir: this.dbDir,
+      numShards: this.numShards,
+      strategy: this.strategy.describe(),
+      shards: this.strategy.getAllShardIds().map((shardId) => ({
+        shardId,
+        path: this.shardPath(shardId),
+      })),
+      tables: structuredClone(this.#map?.tables ?? {}),
+    };
+  }
+
+  /** Per-shard figures: file size, rows per table, pool stats. */
+  async getShardStats(): Promise<ShardStats[]> {
+    await this.ready();
+    const tables = Object.keys(this.#map?.tables ?? {});
+    return await Promise.all(
+      this.strategy.getAllShardIds().map(async (shardId) => {
+        const path = this.shardPath(shardId);
+        let sizeBytes = 0;
+        let exists = false;
+        try {
+          sizeBytes = (await Deno.stat(path)).size;
+          exists = true;
+        } catch {
+          exists = false;
+        }
+        const rows: Record<string, number> = {};
+        if (exists) {
+          const pool = this.getPool(shardId);
+          await pool.withConnection(async (c) => {
+            for (const table of tables) {
+              const row = await c.get(`SELECT count(*) AS n FROM "${table}"`);
+              rows[table] = Number(row?.["n"] ?? 0);
+            }
+          }).catch((error) => {
+            throw new ShardOperationError(shardId, path, error);
+          });
+        }
+        const pool = this.#pools.get(shardId);
+        return { shardId, path, exists, sizeBytes, rows, pool: pool?.getPoolStats() ?? null };
+      }),
+    );
+  }
+
+  /**
+   * True when the persisted map matches this manager's layout and every existing shard
+   * file passes `PRAGMA quick_check`.
+   */
+  async validateShardFiles(): Promise<boolean> {
+    await this.ready();
+    try {
+      const map = readShardMap(this.dbDir);
+      if (map === undefined) return false;
+      checkLayout(this.dbDir, map, this.strategy);
+    } catch {
+      return false;
+    }
+    const results = await Promise.all(
+      this.strategy.getAllShardIds().map(async (shardId) => {
+        try {
+          await Deno.stat(this.shardPath(shardId));
+        } catch {
+          return true;
+        }
+        try {
+          const row = await this.getPool(shardId).withConnection((c) =>
+            c.get("PRAGMA quick_check")
+          );
+          return row?.["quick_check"] === "ok";
+        } catch {
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
+  /**
+   * Drains and closes every shard pool and releases the directory. Afterwards the shard
+   * files can be moved or deleted, and further calls get PoolClosedError. Idempotent.
+   */
+  shutdown(options?: { graceMs?: number }): Promise<void> {
+    this.#closed ??= (async () => {
+      managers.delete(this);
+      const pools = [...this.#pools.values()];
+      const results = await Promise.allSettled(pools.map((p) => p.closeAll(options)));
+      this.#releaseDirectory?.();
+      this.#releaseDirectory = null;
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    })();
+    return this.#closed;
+  }
+
+  /** Shuts the manager down at the end of an `await using` scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}

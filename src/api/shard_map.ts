@@ -1,0 +1,138 @@
+/**
+ * The persisted shard map: `<dbDir>/shardlite.json`, written atomically. It records the
+ * layout (shard count, strategy and its parameters) and each table's shard-key column,
+ * so a directory is never reopened with a layout that would route data elsewhere.
+ *
+ * @module
+ */
+
+import { ShardMapMismatchError, ShardOpenError } from "../errors.ts";
+import { OwnerLock } from "../pool/ownership.ts";
+import {
+  sameLayout,
+  type ShardingStrategy,
+  type StrategyDescriptor,
+  strategyFromDescriptor,
+} from "../routing/strategies.ts";
+
+/** The map file's format version. */
+export const SHARD_MAP_FORMAT = 1;
+/** The map file's name inside `dbDir`. */
+export const SHARD_MAP_FILE = "shardlite.json";
+
+/** A table as the map records it. */
+export interface TableEntry {
+  /** The column whose value is the shard key, if the table has one. */
+  shardKey: string | null;
+}
+
+/** The persisted shard map. */
+export interface ShardMap {
+  /** {@link SHARD_MAP_FORMAT}. */
+  format: number;
+  /** Number of shards. */
+  numShards: number;
+  /** The strategy and its parameters. */
+  strategy: StrategyDescriptor;
+  /** Tables by name. */
+  tables: Record<string, TableEntry>;
+}
+
+const encoder = new TextEncoder();
+
+/** Reads the map of `dbDir`, or undefined when there is none. */
+export function readShardMap(dbDir: string): ShardMap | undefined {
+  const path = `${dbDir}/${SHARD_MAP_FILE}`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new ShardOpenError(path, "cannot read the shard map", { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ShardMapMismatchError(dbDir, `${SHARD_MAP_FILE} is not valid JSON (${error})`);
+  }
+  const map = parsed as Partial<ShardMap>;
+  if (map === null || typeof map !== "object" || map.format !== SHARD_MAP_FORMAT) {
+    throw new ShardMapMismatchError(
+      dbDir,
+      `${SHARD_MAP_FILE} has format ${String(map?.format)}, this version reads ${SHARD_MAP_FORMAT}`,
+    );
+  }
+  const strategy = strategyFromDescriptor(map.strategy);
+  if (strategy.numShards !== map.numShards) {
+    throw new ShardMapMismatchError(dbDir, `numShards and strategy disagree in ${SHARD_MAP_FILE}`);
+  }
+  return {
+    format: SHARD_MAP_FORMAT,
+    numShards: strategy.numShards,
+    strategy: strategy.describe(),
+    tables: typeof map.tables === "object" && map.tables !== null ? map.tables : {},
+  };
+}
+
+/** Writes the map atomically: a temporary file, fsync, rename. */
+export function writeShardMap(dbDir: string, map: ShardMap): void {
+  const path = `${dbDir}/${SHARD_MAP_FILE}`;
+  const temporary = `${path}.tmp`;
+  const file = Deno.openSync(temporary, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    file.writeSync(encoder.encode(JSON.stringify(map, null, 2) + "\n"));
+    file.syncSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(temporary, path);
+}
+
+/** Compares a requested layout with the persisted one; throws on mismatch. */
+export function checkLayout(dbDir: string, map: ShardMap, strategy: ShardingStrategy): void {
+  if (map.numShards !== strategy.numShards) {
+    throw new ShardMapMismatchError(
+      dbDir,
+      `it records ${map.numShards} shards, ${strategy.numShards} were asked for`,
+    );
+  }
+  if (!sameLayout(map.strategy, strategy.describe())) {
+    throw new ShardMapMismatchError(
+      dbDir,
+      `it records strategy ${JSON.stringify(map.strategy)}, ` +
+        `${JSON.stringify(strategy.describe())} was asked for`,
+    );
+  }
+}
+
+interface DirectoryEntry {
+  lock: OwnerLock;
+  users: number;
+}
+
+const directories = new Map<string, DirectoryEntry>();
+
+/**
+ * Takes (or shares, within this process) the ownership of `dbDir`: an OS lock on
+ * `shardlite.json.owner`. A second live process gets ShardLockedError naming the pid.
+ */
+export function acquireDirectory(dbDir: string): () => void {
+  const key = Deno.realPathSync(dbDir);
+  let entry = directories.get(key);
+  if (entry === undefined) {
+    entry = { lock: OwnerLock.acquire(`${dbDir}/${SHARD_MAP_FILE}`), users: 0 };
+    directories.set(key, entry);
+  }
+  entry.users++;
+  let released = false;
+  const held = entry;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--held.users === 0) {
+      directories.delete(key);
+      held.lock.release();
+    }
+  };
+}

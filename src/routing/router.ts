@@ -1,0 +1,498 @@
+/**
+ * `Router`: sends each operation to the shard its key maps to, and runs cross-shard
+ * reads on every shard concurrently, merging the answers as one database would.
+ *
+ * @module
+ */
+
+import PQueue from "p-queue";
+import {
+  InvalidQueryError,
+  InvalidShardKeyError,
+  ShardliteError,
+  ShardOperationError,
+} from "../errors.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
+import type { PooledConnection } from "../pool/connection.ts";
+import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
+import { describeKey, normalizeKey, type ShardKey } from "./keys.ts";
+import { buildPartialAggregate, combineAggregate, mergeSorted, shardLimit } from "./merge.ts";
+import {
+  buildDelete,
+  buildInsert,
+  buildSelect,
+  buildUpdate,
+  type OrderBy,
+  parseAggregate,
+  quoteIdentifier,
+  resolveOrderBy,
+  toSqlValue,
+  validateIdentifier,
+  type Where,
+} from "./sql.ts";
+import type { ShardingStrategy } from "./strategies.ts";
+
+/** What a router needs from the layer that owns the shards (a `ShardManager`). */
+export interface ShardSource {
+  /** Resolves when the shard map is loaded; rejects when the source is closed. */
+  ready(): Promise<void>;
+  /** The pool of shard `shardId`. */
+  getPool(shardId: number): ConnectionPool;
+  /** The shard-key column recorded for `table`, if any. */
+  getShardKeyColumn(table: string): string | undefined;
+  /** How many shards run concurrently in a cross-shard operation. */
+  readonly maxConcurrentShards: number;
+}
+
+/** Options of a routed read, update or delete. */
+export interface RouteOptions {
+  /** Filter (equality AND-ed; `null` is IS NULL; operator objects allowed). */
+  where?: Where | undefined;
+  /**
+   * Route to this key's shard. When the table has a shard-key column, only rows whose
+   * shard key equals `key` are affected.
+   */
+  key?: ShardKey | undefined;
+}
+
+/** Options of {@link Router.routeSelect}. */
+export interface SelectRouteOptions extends RouteOptions {
+  /** Columns to return; all when absent. */
+  columns?: readonly string[] | undefined;
+  /** Sort order: a column, or `{ column, direction }` terms. Merged k-way across shards. */
+  orderBy?: OrderBy | undefined;
+  /** At most this many rows of the merged result. */
+  limit?: number | undefined;
+  /** Skip this many rows of the merged result. */
+  offset?: number | undefined;
+}
+
+/** Options of an update or delete: `allShards: true` is needed to touch every row. */
+export interface WriteRouteOptions extends RouteOptions {
+  /** Allow an update/delete with neither `key` nor `where` (every row of every shard). */
+  allShards?: boolean | undefined;
+}
+
+/** Options of {@link Router.routeQueryAll}. */
+export interface QueryAllOptions {
+  /** Sort the merged rows (each shard's rows are sorted by SQLite first). */
+  orderBy?: OrderBy | undefined;
+  /** At most this many merged rows. */
+  limit?: number | undefined;
+  /** Skip this many merged rows. */
+  offset?: number | undefined;
+}
+
+function sameKey(a: ShardKey, b: ShardKey): boolean {
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) {
+      return false;
+    }
+    return a.every((v, i) => v === b[i]);
+  }
+  if (typeof a === "bigint" || typeof b === "bigint") {
+    return (typeof a === "number" || typeof a === "bigint") &&
+      (typeof b === "number" || typeof b === "bigint") && BigInt(a) === BigInt(b);
+  }
+  return a === b;
+}
+
+/**
+ * Routes operations to shards. A `ShardManager` delegates to its router; a router can
+ * also be built over a manager with another strategy of the same shard count.
+ *
+ * @example
+ * ```ts
+ * import { Router, ShardManager, HashStrategy } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await using manager = new ShardManager({ numShards: 2, dbDir: dir });
+ * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", name: "TEXT" }, {
+ *   shardKey: "id",
+ * });
+ * const router = new Router(manager, new HashStrategy(2));
+ * await router.routeInsert("users", { id: 7, name: "Ada" }, 7);
+ * const rows = await router.routeSelect("users", { key: 7 });
+ * if (rows[0]?.name !== "Ada") throw new Error("expected Ada");
+ * await manager.shutdown();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class Router {
+  readonly #source: ShardSource;
+  /** The strategy that maps keys to shards. */
+  readonly strategy: ShardingStrategy;
+  readonly #queue: PQueue;
+  readonly #insertSql = new Map<string, string>();
+
+  /** Creates a router over `source`'s shards using `strategy`. */
+  constructor(source: ShardSource, strategy: ShardingStrategy) {
+    this.#source = source;
+    this.strategy = strategy;
+    // p-queue bounds how many shards one process works on at once.
+    this.#queue = new PQueue({ concurrency: source.maxConcurrentShards });
+  }
+
+  /** The shard of `key`. Throws InvalidShardKeyError for a key of an unusable type. */
+  getShardId(key: ShardKey): number {
+    return this.strategy.getShardId(key);
+  }
+
+  async #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
+    await this.#source.ready();
+    const pool = this.#source.getPool(shardId);
+    try {
+      return await pool.withConnection(fn);
+    } catch (error) {
+      if (error instanceof ShardOperationError) throw error;
+      // Bad input is the caller's mistake, not the shard's: keep its type.
+      if (error instanceof ShardliteError && !("path" in error)) throw error;
+      throw new ShardOperationError(shardId, pool.path, error);
+    }
+  }
+
+  /** Runs `fn` on every listed shard concurrently; any failure fails the whole call. */
+  async #onShards<T>(
+    shardIds: readonly number[],
+    fn: (conn: PooledConnection, shardId: number) => Promise<T>,
+  ): Promise<T[]> {
+    await this.#source.ready();
+    const settled = await Promise.allSettled(
+      shardIds.map((id) => this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id)))),
+    );
+    const results: T[] = [];
+    for (const outcome of settled) {
+      // No partial result is returned as if complete: the first failing shard is raised.
+      if (outcome.status === "rejected") throw outcome.reason;
+      results.push(outcome.value as T);
+    }
+    return results;
+  }
+
+  #allShards(): number[] {
+    return this.strategy.getAllShardIds();
+  }
+
+  /** The key's shard, and the where clause with the shard-key filter added. */
+  #target(table: string, options: RouteOptions): { shards: number[]; where: Where | undefined } {
+    validateIdentifier(table, "table");
+    if (options.key === undefined) return { shards: this.#allShards(), where: options.where };
+    const key = normalizeKey(options.key);
+    const shardId = this.strategy.getShardId(key);
+    const column = this.#source.getShardKeyColumn(table);
+    if (column === undefined) return { shards: [shardId], where: options.where };
+    if (options.where !== undefined && column in options.where) {
+      throw new InvalidQueryError(
+        "where",
+        `both key and where.${column} given; pass the shard key once, as key`,
+      );
+    }
+    return { shards: [shardId], where: { ...options.where, [column]: key } };
+  }
+
+  #insertStatement(table: string, row: Readonly<Record<string, SqlInput>>): {
+    sql: string;
+    params: SqlValue[];
+  } {
+    const columns = Object.keys(row);
+    const cacheKey = `${table}\0${columns.join("\0")}`;
+    let sql = this.#insertSql.get(cacheKey);
+    if (sql === undefined) {
+      sql = buildInsert(table, row).sql;
+      if (this.#insertSql.size < 1024) this.#insertSql.set(cacheKey, sql);
+    }
+    const params = new Array<SqlValue>(columns.length);
+    for (let i = 0; i < columns.length; i++) {
+      const column = columns[i] as string;
+      params[i] = toSqlValue(row[column], column);
+    }
+    return { sql, params };
+  }
+
+  #keyForRow(table: string, row: Readonly<Record<string, SqlInput>>, key?: ShardKey): ShardKey {
+    if (typeof row !== "object" || row === null || Array.isArray(row)) {
+      throw new InvalidQueryError("row", `expected an object of column values`);
+    }
+    const column = this.#source.getShardKeyColumn(table);
+    const fromRow = column !== undefined && column in row ? row[column] : undefined;
+    if (key === undefined) {
+      if (fromRow === undefined || fromRow === null || typeof fromRow === "boolean") {
+        throw new InvalidShardKeyError(
+          describeKey(fromRow),
+          column === undefined
+            ? `table ${table} has no shard-key column; pass the key as the third argument`
+            : `the row has no usable ${column} (the shard key); set it or pass the key`,
+        );
+      }
+      return normalizeKey(fromRow);
+    }
+    const normalized = normalizeKey(key);
+    if (fromRow !== undefined && fromRow !== null && typeof fromRow !== "boolean") {
+      if (!sameKey(normalizeKey(fromRow), normalized)) {
+        throw new InvalidShardKeyError(
+          describeKey(key),
+          `it differs from the row's ${column} (${describeKey(fromRow)}); the row would ` +
+            `land on the wrong shard`,
+        );
+      }
+    }
+    return normalized;
+  }
+
+  /** Inserts one row on its key's shard (the key may come from the shard-key column). */
+  async routeInsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key?: ShardKey,
+  ): Promise<RunResult> {
+    validateIdentifier(table, "table");
+    await this.#source.ready();
+    const shardId = this.strategy.getShardId(this.#keyForRow(table, row, key));
+    const { sql, params } = this.#insertStatement(table, row);
+    return await this.#onShard(shardId, (conn) => conn.run(sql, params));
+  }
+
+  /**
+   * Inserts rows grouped per shard, one transaction per shard. Every shard's
+   * transaction is committed only when all shards inserted their rows; otherwise all
+   * are rolled back. Returns the number of rows inserted.
+   */
+  async routeInsertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keys?: readonly ShardKey[],
+  ): Promise<number> {
+    validateIdentifier(table, "table");
+    if (!Array.isArray(rows)) throw new InvalidQueryError("rows", "expected an array of rows");
+    if (keys !== undefined && keys.length !== rows.length) {
+      throw new InvalidQueryError("keys", `expected ${rows.length} keys, got ${keys.length}`);
+    }
+    await this.#source.ready();
+    // Validate and route everything before anything is written.
+    const groups = new Map<number, { sql: string; params: SqlValue[] }[]>();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as Readonly<Record<string, SqlInput>>;
+      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i]));
+      let group = groups.get(shardId);
+      if (group === undefined) groups.set(shardId, group = []);
+      group.push(this.#insertStatement(table, row));
+    }
+    const shardIds = [...groups.keys()].sort((a, b) => a - b);
+    const leases: PooledConnection[] = [];
+    const pools: ConnectionPool[] = [];
+    try {
+      for (const shardId of shardIds) {
+        const pool = this.#source.getPool(shardId);
+        const conn = await pool.getConnection().catch((error) => {
+          throw new ShardOperationError(shardId, pool.path, error);
+        });
+        pools.push(pool);
+        leases.push(conn);
+      }
+      await Promise.all(shardIds.map(async (shardId, i) => {
+        const conn = leases[i] as PooledConnection;
+        try {
+          await conn.exec("BEGIN IMMEDIATE");
+          for (const { sql, params } of groups.get(shardId) ?? []) await conn.run(sql, params);
+        } catch (error) {
+          throw new ShardOperationError(shardId, conn.path, error);
+        }
+      }));
+      for (let i = 0; i < leases.length; i++) {
+        const conn = leases[i] as PooledConnection;
+        try {
+          await conn.commit();
+        } catch (error) {
+          throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+        }
+      }
+      return rows.length;
+    } catch (error) {
+      for (const conn of leases) await conn.rollback().catch(() => {});
+      throw error;
+    } finally {
+      for (let i = 0; i < leases.length; i++) {
+        await (pools[i] as ConnectionPool).returnConnection(leases[i] as PooledConnection);
+      }
+    }
+  }
+
+  /**
+   * Selects rows: from the key's shard, or from every shard with ORDER BY merged k-way
+   * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
+   */
+  async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
+    const { shards, where } = this.#target(table, options);
+    const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+    if (shards.length === 1) {
+      const statement = buildSelect(table, { ...options, where });
+      return await this.#onShard(
+        shards[0] as number,
+        (c) => c.all(statement.sql, statement.params),
+      );
+    }
+    // Order columns missing from `columns` are fetched for the merge, then dropped.
+    const hidden = options.columns === undefined
+      ? []
+      : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
+    const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
+    const perShard = buildSelect(table, {
+      where,
+      columns,
+      orderBy: terms.length > 0 ? terms : undefined,
+      limit: shardLimit(options),
+    });
+    const lists = await this.#onShards(shards, (c) => c.all(perShard.sql, perShard.params));
+    let rows: Row[];
+    if (terms.length > 0) {
+      rows = mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
+    } else {
+      const offset = options.offset ?? 0;
+      rows = lists.flat().slice(
+        offset,
+        options.limit === undefined ? undefined : offset + options.limit,
+      );
+    }
+    if (hidden.length > 0) { for (const row of rows) for (const c of hidden) delete row[c]; }
+    return rows;
+  }
+
+  #checkWrite(options: WriteRouteOptions, verb: string): void {
+    const hasWhere = options.where !== undefined && Object.keys(options.where).length > 0;
+    if (options.key === undefined && !hasWhere && options.allShards !== true) {
+      throw new InvalidQueryError(
+        "where",
+        `${verb} with neither key nor where would change every row of every shard; ` +
+          `pass { allShards: true } if that is what you want`,
+      );
+    }
+  }
+
+  /** Updates matching rows; returns the rows changed over all shards touched. */
+  async routeUpdate(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options: WriteRouteOptions = {},
+  ): Promise<number> {
+    this.#checkWrite(options, "update");
+    const column = this.#source.getShardKeyColumn(table);
+    if (
+      column !== undefined && typeof changes === "object" && changes !== null && column in changes
+    ) {
+      throw new InvalidQueryError(
+        "changes",
+        `${column} is the shard key of ${table}; changing it would leave the row on the ` +
+          `wrong shard (delete and insert it instead)`,
+      );
+    }
+    const { shards, where } = this.#target(table, options);
+    const statement = buildUpdate(table, changes, where);
+    const counts = await this.#onShards(shards, async (c) => {
+      return (await c.run(statement.sql, statement.params)).changes;
+    });
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Deletes matching rows; returns the rows deleted over all shards touched. */
+  async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number> {
+    this.#checkWrite(options, "delete");
+    const { shards, where } = this.#target(table, options);
+    const statement = buildDelete(table, where);
+    const counts = await this.#onShards(shards, async (c) => {
+      return (await c.run(statement.sql, statement.params)).changes;
+    });
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Computes COUNT/SUM/AVG/MIN/MAX over every shard (or the key's), combining partials
+   * exactly: counts and sums add, AVG is total SUM / total COUNT, MIN/MAX compare.
+   * Returns the values keyed by each expression as given.
+   */
+  async routeAggregate(
+    table: string,
+    expressions: string | readonly string[],
+    options: RouteOptions = {},
+  ): Promise<Record<string, SqlValue>> {
+    const list = typeof expressions === "string" ? [expressions] : [...expressions];
+    const parsed = list.map((e) => parseAggregate(e));
+    const { shards, where } = this.#target(table, options);
+    const statement = buildPartialAggregate(table, parsed, where);
+    const partials = await this.#onShards(shards, async (c) => {
+      return (await c.get(statement.sql, statement.params)) ?? {};
+    });
+    const result: Record<string, SqlValue> = {};
+    parsed.forEach((aggregate, i) => {
+      result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
+    });
+    return result;
+  }
+
+  /** Runs raw SQL on the shard of `key` and returns its rows. */
+  async routeQuery(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
+    const shardId = this.strategy.getShardId(normalizeKey(key));
+    return await this.#onShard(shardId, (c) => c.all(sql, params));
+  }
+
+  /**
+   * Runs raw SQL on every shard and merges the rows (concatenated in shard order, or
+   * merged by `orderBy`). Per-shard results are not combined further: GROUP BY,
+   * DISTINCT and aggregates come back once per shard — use `routeAggregate` for those.
+   */
+  async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
+    if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
+    const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+    const limit = shardLimit(options);
+    let perShard = sql;
+    const extra: SqlValue[] = [];
+    if (terms.length > 0 || limit !== undefined) {
+      // Wrap the statement so each shard sorts and limits before the merge.
+      const body = sql.trim().replace(/;\s*$/, "");
+      perShard = `SELECT * FROM (${body})`;
+      if (terms.length > 0) {
+        perShard += ` ORDER BY ${
+          terms.map((t) => `${quoteIdentifier(t.column, "column")} ${t.direction.toUpperCase()}`)
+            .join(", ")
+        }`;
+      }
+      if (limit !== undefined) {
+        perShard += " LIMIT ?";
+        extra.push(limit);
+      }
+    }
+    const bound: Params | undefined = extra.length === 0
+      ? params
+      : Array.isArray(params) || params === undefined
+      ? [...((params ?? []) as readonly SqlInput[]), ...extra]
+      : (() => {
+        throw new InvalidQueryError(
+          "params",
+          "named parameters cannot be combined with limit; use positional parameters",
+        );
+      })();
+    const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound));
+    if (terms.length > 0) {
+      return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
+    }
+    const offset = options.offset ?? 0;
+    return lists.flat().slice(
+      offset,
+      options.limit === undefined ? undefined : offset + options.limit,
+    );
+  }
+
+  /** Runs `fn` in a transaction on the shard of `key` (ACID on that one shard). */
+  async routeTransaction<T>(
+    key: ShardKey,
+    fn: (conn: PooledConnection) => T | Promise<T>,
+  ): Promise<T> {
+    const shardId = this.strategy.getShardId(normalizeKey(key));
+    return await this.#onShard(shardId, (c) => c.transaction(fn));
+  }
+
+  /** Runs `fn` with a lease on every shard concurrently and returns the results in shard order. */
+  async routeEachShard<T>(
+    fn: (conn: PooledConnection, shardId: number) => Promise<T>,
+  ): Promise<T[]> {
+    return await this.#onShards(this.#allShards(), fn);
+  }
+}
