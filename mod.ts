@@ -53,10 +53,18 @@ export {
   type WriteRouteOptions,
 } from "./src/routing/router.ts";
 export {
+  type DescriptorKey,
+  type HashDescriptor,
   HashStrategy,
+  type LookupDescriptor,
   LookupStrategy,
+  MAX_SHARDS,
+  type ModuloDescriptor,
   ModuloStrategy,
+  type RangeBoundary,
+  type RangeDescriptor,
   RangeStrategy,
+  sameLayout,
   type ShardingStrategy,
   type ShardKey,
   type StrategyDescriptor,

@@ -47,6 +47,16 @@ export function assertDriverInternals(statement: object): void {
   internalsChecked = true;
 }
 
+// finalize() rethrows the statement's last step error; that error was reported already.
+function finalizeQuietly(statement: WasmStatement): void {
+  if (statement.isFinalized) return;
+  try {
+    statement.finalize();
+  } catch {
+    // The statement is finalized even when SQLite returns its last error code.
+  }
+}
+
 function internals(statement: WasmStatement): StatementInternals {
   return statement as unknown as StatementInternals;
 }
@@ -93,8 +103,9 @@ class WasmHandle implements DriverHandle {
         // Evict the oldest entry: a bounded cache keeps the shared WASM heap bounded.
         const oldest = this.#statements.keys().next();
         if (!oldest.done) {
-          this.#statements.get(oldest.value)?.finalize();
+          const evicted = this.#statements.get(oldest.value);
           this.#statements.delete(oldest.value);
+          if (evicted !== undefined) finalizeQuietly(evicted);
         }
       }
       if (this.#cacheSize > 0) this.#statements.set(sql, statement);
@@ -104,13 +115,16 @@ class WasmHandle implements DriverHandle {
 
   #release(sql: string, statement: WasmStatement): void {
     // A statement the cache does not keep (cache size 0) is finalized at once.
-    if (this.#statements.get(sql) !== statement && !statement.isFinalized) statement.finalize();
+    if (this.#statements.get(sql) !== statement) finalizeQuietly(statement);
   }
 
   run(sql: string, params?: Params): RunResult {
     const statement = this.#prepare(sql);
     try {
       return statement.run(params as BindValues);
+    } catch (error) {
+      internals(statement)._reset();
+      throw error;
     } finally {
       this.#release(sql, statement);
     }
@@ -120,6 +134,9 @@ class WasmHandle implements DriverHandle {
     const statement = this.#prepare(sql);
     try {
       return statement.all(params as BindValues) as Row[];
+    } catch (error) {
+      internals(statement)._reset();
+      throw error;
     } finally {
       this.#release(sql, statement);
     }
@@ -176,17 +193,9 @@ class WasmHandle implements DriverHandle {
 
   close(): void {
     if (!this.#db.isOpen) return;
-    let firstError: unknown;
-    for (const statement of this.#statements.values()) {
-      try {
-        if (!statement.isFinalized) statement.finalize();
-      } catch (error) {
-        firstError ??= error;
-      }
-    }
+    for (const statement of this.#statements.values()) finalizeQuietly(statement);
     this.#statements.clear();
     this.#db.close();
-    if (firstError !== undefined) throw firstError;
   }
 }
 
