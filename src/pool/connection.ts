@@ -199,6 +199,33 @@ export class PooledConnection {
     return await (this.#statement(Op.Run, sql, params) as RunResult | Promise<RunResult>);
   }
 
+  /**
+   * Runs one statement once per parameter set, in a single call (no await per row).
+   * Use it inside a transaction for bulk writes; returns the total rows changed.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE t (x)");
+   *   const changes = await conn.transaction((c) =>
+   *     c.runMany("INSERT INTO t VALUES (?)", [[1], [2], [3]])
+   *   );
+   *   if (changes !== 3) throw new Error("three rows expected");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async runMany(sql: string, paramSets: readonly Params[]): Promise<number> {
+    if (!Array.isArray(paramSets)) throw new TypeError("runMany: paramSets must be an array");
+    const result = await (this.#statement(Op.RunMany, sql, paramSets as unknown as Params) as
+      | RunResult
+      | Promise<RunResult>);
+    return result.changes;
+  }
+
   /** Runs a query and returns every row as an object keyed by column name. */
   async all(sql: string, params?: Params): Promise<Row[]> {
     return await (this.#statement(Op.All, sql, params) as Row[] | Promise<Row[]>);

@@ -80,7 +80,7 @@ export interface HandleStats {
 }
 
 /** Which driver method a statement runs through. */
-export const Op = { Run: 0, All: 1, Get: 2, Values: 3, Exec: 4 } as const;
+export const Op = { Run: 0, All: 1, Get: 2, Values: 3, Exec: 4, RunMany: 5 } as const;
 /** One of {@link Op}'s values. */
 export type Op = typeof Op[keyof typeof Op];
 
@@ -447,6 +447,15 @@ export class ShardFile {
         case Op.Exec:
           handle.exec(sql);
           break;
+        case Op.RunMany: {
+          // One call for many rows: no await and no bookkeeping per row.
+          let changes = 0;
+          for (const row of params as unknown as readonly Params[]) {
+            changes += handle.run(sql, row).changes;
+          }
+          result = { changes, lastInsertRowid: 0 };
+          break;
+        }
       }
     } catch (error) {
       const reported = this.#onError(error, sql);

@@ -123,6 +123,7 @@ export class Router {
   readonly strategy: ShardingStrategy;
   readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
+  readonly #keySelectSql = new Map<string, string>();
 
   /** Creates a router over `source`'s shards using `strategy`. */
   constructor(source: ShardSource, strategy: ShardingStrategy) {
@@ -189,30 +190,48 @@ export class Router {
     return { shards: [shardId], where: { ...options.where, [column]: key } };
   }
 
-  #insertStatement(table: string, row: Readonly<Record<string, SqlInput>>): {
-    sql: string;
-    params: SqlValue[];
-  } {
+  #insertStatement(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    previous?: { sql: string; columns: string[] },
+  ): { sql: string; params: SqlValue[]; columns: string[] } {
     const columns = Object.keys(row);
-    const cacheKey = `${table}\0${columns.join("\0")}`;
-    let sql = this.#insertSql.get(cacheKey);
+    let sql: string | undefined;
+    // Bulk rows usually share one shape: compare with the previous row before hashing.
+    if (previous !== undefined && previous.columns.length === columns.length) {
+      sql = previous.sql;
+      for (let i = 0; i < columns.length; i++) {
+        if (columns[i] !== previous.columns[i]) {
+          sql = undefined;
+          break;
+        }
+      }
+    }
     if (sql === undefined) {
-      sql = buildInsert(table, row).sql;
-      if (this.#insertSql.size < 1024) this.#insertSql.set(cacheKey, sql);
+      const cacheKey = `${table}\0${columns.join("\0")}`;
+      sql = this.#insertSql.get(cacheKey);
+      if (sql === undefined) {
+        sql = buildInsert(table, row).sql;
+        if (this.#insertSql.size < 1024) this.#insertSql.set(cacheKey, sql);
+      }
     }
     const params = new Array<SqlValue>(columns.length);
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i] as string;
       params[i] = toSqlValue(row[column], column);
     }
-    return { sql, params };
+    return { sql, params, columns };
   }
 
-  #keyForRow(table: string, row: Readonly<Record<string, SqlInput>>, key?: ShardKey): ShardKey {
+  #keyForRow(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key?: ShardKey,
+    column: string | undefined = this.#source.getShardKeyColumn(table),
+  ): ShardKey {
     if (typeof row !== "object" || row === null || Array.isArray(row)) {
       throw new InvalidQueryError("row", `expected an object of column values`);
     }
-    const column = this.#source.getShardKeyColumn(table);
     const fromRow = column !== undefined && column in row ? row[column] : undefined;
     if (key === undefined) {
       if (fromRow === undefined || fromRow === null || typeof fromRow === "boolean") {
@@ -269,13 +288,18 @@ export class Router {
     await this.#source.ready();
     // Validate and route everything before anything is written.
     const groups = new Map<number, { sql: string; params: SqlValue[] }[]>();
+    const column = this.#source.getShardKeyColumn(table);
+    let previous: { sql: string; params: SqlValue[]; columns: string[] } | undefined;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as Readonly<Record<string, SqlInput>>;
-      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i]));
+      const key = this.#keyForRow(table, row, keys?.[i], column);
+      const shardId = this.strategy.getShardId(key);
       let group = groups.get(shardId);
       if (group === undefined) groups.set(shardId, group = []);
-      group.push(this.#insertStatement(table, row));
+      previous = this.#insertStatement(table, row, previous);
+      group.push(previous);
     }
+    const BATCH = 1_000;
     const shardIds = [...groups.keys()].sort((a, b) => a - b);
     const leases: PooledConnection[] = [];
     const pools: ConnectionPool[] = [];
@@ -292,7 +316,17 @@ export class Router {
         const conn = leases[i] as PooledConnection;
         try {
           await conn.exec("BEGIN IMMEDIATE");
-          for (const { sql, params } of groups.get(shardId) ?? []) await conn.run(sql, params);
+          // Consecutive rows with the same columns go in batches; the loop yields between them.
+          const statements = groups.get(shardId) ?? [];
+          for (let start = 0; start < statements.length;) {
+            const sql = (statements[start] as { sql: string }).sql;
+            const batch: SqlValue[][] = [];
+            while (
+              start < statements.length && batch.length < BATCH &&
+              (statements[start] as { sql: string }).sql === sql
+            ) batch.push((statements[start++] as { params: SqlValue[] }).params);
+            await conn.runMany(sql, batch);
+          }
         } catch (error) {
           throw new ShardOperationError(shardId, conn.path, error);
         }
@@ -321,6 +355,11 @@ export class Router {
    * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
    */
   async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
+    const fast = this.#keyOnlySelect(table, options);
+    if (fast !== undefined) {
+      const { shardId, sql, key } = fast;
+      return await this.#onShard(shardId, (c) => c.all(sql, [key]));
+    }
     const { shards, where } = this.#target(table, options);
     const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
     if (shards.length === 1) {
@@ -354,6 +393,24 @@ export class Router {
     }
     if (hidden.length > 0) { for (const row of rows) for (const c of hidden) delete row[c]; }
     return rows;
+  }
+
+  /** The hot case `select(table, { key })`: its SQL is built once per table. */
+  #keyOnlySelect(
+    table: string,
+    options: SelectRouteOptions,
+  ): { shardId: number; sql: string; key: ShardKey } | undefined {
+    if (options.key === undefined) return undefined;
+    for (const name in options) if (name !== "key") return undefined;
+    const column = this.#source.getShardKeyColumn(table);
+    if (column === undefined) return undefined;
+    let sql = this.#keySelectSql.get(table);
+    if (sql === undefined) {
+      sql = buildSelect(table, { where: { [column]: 0 } }).sql;
+      if (this.#keySelectSql.size < 1024) this.#keySelectSql.set(table, sql);
+    }
+    const key = normalizeKey(options.key);
+    return { shardId: this.strategy.getShardId(key), sql, key };
   }
 
   #checkWrite(options: WriteRouteOptions, verb: string): void {
