@@ -398,3 +398,41 @@ Deno.test("strategies are pluggable and the map records their parameters", async
   assert.throws(() => new ShardManager({ dbDir: "", numShards: 2 }), TypeError);
   assert.throws(() => new ShardManager({ dbDir: dir.path }), /numShards is required/);
 });
+
+Deno.test("a fresh manager over an existing directory routes by key from its first call", async () => {
+  await using dir = await tempDir();
+  const first = await seeded(dir.path);
+  await first.shutdown();
+  await using again = new ShardManager({ numShards: 4, dbDir: dir.path });
+  // The first operation must load the map (and the shard-key column) before routing.
+  assert.equal(await again.delete("users", { key: 1 }), 1);
+  assert.equal(await again.count("users"), 5);
+  const fresh = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await again.shutdown();
+  assert.deepEqual((await fresh.select("users", { key: 2 })).map((r) => r.id), [2]);
+  await fresh.shutdown();
+});
+
+Deno.test("the caller's own error inside transaction(key) comes back unchanged", async () => {
+  await using dir = await tempDir();
+  await using manager = await seeded(dir.path);
+  class Overdraft extends Error {}
+  await assert.rejects(
+    manager.transaction(1, () => {
+      throw new Overdraft("not enough money");
+    }),
+    Overdraft,
+  );
+});
+
+Deno.test("getShardStats counts rows and includes the WAL in the size", async () => {
+  await using dir = await tempDir();
+  await using manager = await seeded(dir.path, 2);
+  const stats = await manager.getShardStats();
+  assert.equal(stats.reduce((n, s) => n + (s.rows.users ?? 0), 0), 6);
+  for (const s of stats) {
+    const wal = Deno.statSync(`${s.path}-wal`).size;
+    assert.equal(s.sizeBytes, Deno.statSync(s.path).size + wal);
+    assert.ok(s.pool !== null && s.pool.totalLeases > 0);
+  }
+});

@@ -20,6 +20,7 @@ import {
   buildCreateTable,
   buildDropTable,
   type CreateTableOptions,
+  quoteIdentifier,
   validateIdentifier,
   type Where,
 } from "../routing/sql.ts";
@@ -423,15 +424,20 @@ export class ShardManager implements ShardSource {
         try {
           sizeBytes = (await Deno.stat(path)).size;
           exists = true;
+          // Committed pages may still sit in the WAL until the next checkpoint.
+          sizeBytes += (await Deno.stat(`${path}-wal`)).size;
         } catch {
-          exists = false;
+          // No file, or no WAL.
         }
         const rows: Record<string, number> = {};
         if (exists) {
           const pool = this.getPool(shardId);
           await pool.withConnection(async (c) => {
             for (const table of tables) {
-              const row = await c.get(`SELECT count(*) AS n FROM "${table}"`);
+              // Names come from the map file: quote (and so validate) them again.
+              const row = await c.get(
+                `SELECT count(*) AS n FROM ${quoteIdentifier(table, "table")}`,
+              );
               rows[table] = Number(row?.["n"] ?? 0);
             }
           }).catch((error) => {

@@ -145,8 +145,8 @@ export class Router {
       return await pool.withConnection(fn);
     } catch (error) {
       if (error instanceof ShardOperationError) throw error;
-      // Bad input is the caller's mistake, not the shard's: keep its type.
-      if (error instanceof ShardliteError && !("path" in error)) throw error;
+      // The caller's own errors (and bad input) pass through; the shard's are wrapped.
+      if (!(error instanceof ShardliteError) || !("path" in error)) throw error;
       throw new ShardOperationError(shardId, pool.path, error);
     }
   }
@@ -355,6 +355,8 @@ export class Router {
    * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
    */
   async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
+    // The shard map (and so each table's shard-key column) must be loaded before routing.
+    await this.#source.ready();
     const fast = this.#keyOnlySelect(table, options);
     if (fast !== undefined) {
       const { shardId, sql, key } = fast;
@@ -431,6 +433,7 @@ export class Router {
     options: WriteRouteOptions = {},
   ): Promise<number> {
     this.#checkWrite(options, "update");
+    await this.#source.ready();
     const column = this.#source.getShardKeyColumn(table);
     if (
       column !== undefined && typeof changes === "object" && changes !== null && column in changes
@@ -452,6 +455,7 @@ export class Router {
   /** Deletes matching rows; returns the rows deleted over all shards touched. */
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number> {
     this.#checkWrite(options, "delete");
+    await this.#source.ready();
     const { shards, where } = this.#target(table, options);
     const statement = buildDelete(table, where);
     const counts = await this.#onShards(shards, async (c) => {
@@ -472,6 +476,7 @@ export class Router {
   ): Promise<Record<string, SqlValue>> {
     const list = typeof expressions === "string" ? [expressions] : [...expressions];
     const parsed = list.map((e) => parseAggregate(e));
+    await this.#source.ready();
     const { shards, where } = this.#target(table, options);
     const statement = buildPartialAggregate(table, parsed, where);
     const partials = await this.#onShards(shards, async (c) => {
