@@ -73,19 +73,23 @@ Deno.bench({
 
 // --- bulk insert: 100k rows over 4 shards vs one transaction into one file ---------------
 
+// Only the inserting (through COMMIT) is timed: opening files and closing them is not.
 let round = 0;
+const bulk = rows(1, ROWS);
 Deno.bench({
   group: "insert 100k rows",
   name: "raw driver: one transaction, prepared insert, one file",
   baseline: true,
-  n: 5,
+  n: 10,
   warmup: 1,
-  fn() {
+  fn(b) {
     const db = rawHandle(`${dir}/raw_insert_${round++}.db`);
     const insert = db.prepare("INSERT INTO users VALUES (?, ?, ?)");
+    b.start();
     db.exec("BEGIN");
-    for (const r of rows(1, ROWS)) insert.run([r.id, r.name, r.age]);
+    for (const r of bulk) insert.run([r.id, r.name, r.age]);
     db.exec("COMMIT");
+    b.end();
     insert.finalize();
     db.close();
   },
@@ -93,12 +97,14 @@ Deno.bench({
 Deno.bench({
   group: "insert 100k rows",
   name: "ShardManager.insertMany over 4 shards",
-  n: 5,
+  n: 10,
   warmup: 1,
-  async fn() {
+  async fn(b) {
     await using manager = new ShardManager({ numShards: 4, dbDir: `${dir}/bulk_${round++}`, pool });
     await manager.createTable("users", USERS, { shardKey: "id" });
-    await manager.insertMany("users", rows(1, ROWS));
+    b.start();
+    await manager.insertMany("users", bulk);
+    b.end();
   },
 });
 

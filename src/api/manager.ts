@@ -178,6 +178,11 @@ export class ShardManager implements ShardSource {
     return this.#router;
   }
 
+  /** True once the directory is owned and the map loaded, until shutdown. */
+  get isReady(): boolean {
+    return this.#releaseDirectory !== null && this.#closed === null;
+  }
+
   /** Resolves once `dbDir` is owned and the shard map checked; rejects after shutdown. */
   ready(): Promise<void> {
     if (this.#closed !== null) {

@@ -38,6 +38,8 @@ export interface DriverHandle {
   readonly cachedStatements: number;
   /** Runs a statement that returns no rows. */
   run(sql: string, params?: Params): RunResult;
+  /** Runs one statement once per parameter set; returns the total rows changed. */
+  runMany(sql: string, paramSets: readonly Params[]): number;
   /** Runs a query and returns every row as an object. */
   all(sql: string, params?: Params): Row[];
   /** Runs a query and returns its first row, or undefined. */

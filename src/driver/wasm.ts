@@ -130,12 +130,34 @@ class WasmHandle implements DriverHandle {
     }
   }
 
-  all(sql: string, params?: Params): Row[] {
+  runMany(sql: string, paramSets: readonly Params[]): number {
     const statement = this.#prepare(sql);
+    let changes = 0;
     try {
-      return statement.all(params as BindValues) as Row[];
+      for (let i = 0; i < paramSets.length; i++) {
+        changes += statement.run(paramSets[i] as BindValues).changes;
+      }
+      return changes;
     } catch (error) {
       internals(statement)._reset();
+      throw error;
+    } finally {
+      this.#release(sql, statement);
+    }
+  }
+
+  all(sql: string, params?: Params): Row[] {
+    const statement = this.#prepare(sql);
+    const inner = internals(statement);
+    try {
+      // The public all() goes through a generator; stepping directly is ~0.5 µs cheaper.
+      inner._bind(params as BindValues);
+      const columns = inner._getColumnNames();
+      const rows: Row[] = [];
+      while (inner._step()) rows.push(inner._getRow(columns, false));
+      return rows;
+    } catch (error) {
+      inner._reset();
       throw error;
     } finally {
       this.#release(sql, statement);

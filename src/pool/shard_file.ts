@@ -447,15 +447,13 @@ export class ShardFile {
         case Op.Exec:
           handle.exec(sql);
           break;
-        case Op.RunMany: {
+        case Op.RunMany:
           // One call for many rows: no await and no bookkeeping per row.
-          let changes = 0;
-          for (const row of params as unknown as readonly Params[]) {
-            changes += handle.run(sql, row).changes;
-          }
-          result = { changes, lastInsertRowid: 0 };
+          result = {
+            changes: handle.runMany(sql, params as unknown as readonly Params[]),
+            lastInsertRowid: 0,
+          };
           break;
-        }
       }
     } catch (error) {
       const reported = this.#onError(error, sql);

@@ -36,6 +36,8 @@ import type { ShardingStrategy } from "./strategies.ts";
 export interface ShardSource {
   /** Resolves when the shard map is loaded; rejects when the source is closed. */
   ready(): Promise<void>;
+  /** True once `ready()` has resolved and the source is not closed (skips an await). */
+  readonly isReady: boolean;
   /** The pool of shard `shardId`. */
   getPool(shardId: number): ConnectionPool;
   /** The shard-key column recorded for `table`, if any. */
@@ -139,7 +141,7 @@ export class Router {
   }
 
   async #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
-    await this.#source.ready();
+    if (!this.#source.isReady) await this.#source.ready();
     const pool = this.#source.getPool(shardId);
     try {
       return await pool.withConnection(fn);
@@ -286,20 +288,26 @@ export class Router {
       throw new InvalidQueryError("keys", `expected ${rows.length} keys, got ${keys.length}`);
     }
     await this.#source.ready();
-    // Validate and route everything before anything is written.
-    const groups = new Map<number, { sql: string; params: SqlValue[] }[]>();
+    // Validate and route everything before anything is written. Each shard gets runs of
+    // consecutive rows sharing one statement, at most BATCH rows a run.
+    const BATCH = 1_000;
+    const groups = new Map<number, { sql: string; rows: SqlValue[][] }[]>();
     const column = this.#source.getShardKeyColumn(table);
-    let previous: { sql: string; params: SqlValue[]; columns: string[] } | undefined;
+    let previous: { sql: string; columns: string[] } | undefined;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as Readonly<Record<string, SqlInput>>;
-      const key = this.#keyForRow(table, row, keys?.[i], column);
-      const shardId = this.strategy.getShardId(key);
-      let group = groups.get(shardId);
-      if (group === undefined) groups.set(shardId, group = []);
-      previous = this.#insertStatement(table, row, previous);
-      group.push(previous);
+      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i], column));
+      const statement = this.#insertStatement(table, row, previous);
+      previous = statement;
+      let runs = groups.get(shardId);
+      if (runs === undefined) groups.set(shardId, runs = []);
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.sql === statement.sql && last.rows.length < BATCH) {
+        last.rows.push(statement.params);
+      } else {
+        runs.push({ sql: statement.sql, rows: [statement.params] });
+      }
     }
-    const BATCH = 1_000;
     const shardIds = [...groups.keys()].sort((a, b) => a - b);
     const leases: PooledConnection[] = [];
     const pools: ConnectionPool[] = [];
@@ -316,17 +324,8 @@ export class Router {
         const conn = leases[i] as PooledConnection;
         try {
           await conn.exec("BEGIN IMMEDIATE");
-          // Consecutive rows with the same columns go in batches; the loop yields between them.
-          const statements = groups.get(shardId) ?? [];
-          for (let start = 0; start < statements.length;) {
-            const sql = (statements[start] as { sql: string }).sql;
-            const batch: SqlValue[][] = [];
-            while (
-              start < statements.length && batch.length < BATCH &&
-              (statements[start] as { sql: string }).sql === sql
-            ) batch.push((statements[start++] as { params: SqlValue[] }).params);
-            await conn.runMany(sql, batch);
-          }
+          // One call per run; the event loop gets a turn between runs.
+          for (const run of groups.get(shardId) ?? []) await conn.runMany(run.sql, run.rows);
         } catch (error) {
           throw new ShardOperationError(shardId, conn.path, error);
         }
@@ -356,7 +355,7 @@ export class Router {
    */
   async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
     // The shard map (and so each table's shard-key column) must be loaded before routing.
-    await this.#source.ready();
+    if (!this.#source.isReady) await this.#source.ready();
     const fast = this.#keyOnlySelect(table, options);
     if (fast !== undefined) {
       const { shardId, sql, key } = fast;
