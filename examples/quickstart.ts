@@ -4,14 +4,15 @@
  *
  *   npx --yes deno@2.9.6 task demo
  *
- * Pass a directory to keep the files (`... task demo ./data`); by default a temporary
- * directory is used and removed at the end.
+ * It needs only `--allow-read=./data,./node_modules --allow-write=./data`. Pass a directory
+ * under ./data to keep the files (`... task demo ./data/mine`); by default
+ * ./data/demo-<time> is used and removed at the end.
  */
 
 import { ShardManager } from "../mod.ts";
 
 const keep = Deno.args[0];
-const dbDir = keep ?? await Deno.makeTempDir({ prefix: "shardlite-demo-" });
+const dbDir = keep ?? `./data/demo-${Date.now()}`;
 const USERS = 100_000;
 const BATCH = 10_000;
 const started = performance.now();
