@@ -44,6 +44,12 @@ export {
   type ShardStats,
 } from "./src/api/manager.ts";
 export { shutdown } from "./src/api/shutdown.ts";
+export type {
+  ReshardOptions,
+  ReshardPlan,
+  ReshardProgress,
+  ReshardReport,
+} from "./src/api/reshard.ts";
 export {
   type QueryAllOptions,
   type RouteOptions,

@@ -401,3 +401,104 @@ export class AggregateOverflowError extends ShardliteError {
     this.total = total;
   }
 }
+
+/** A backup destination cannot be used: it is not empty, or not a directory. Nothing was written. */
+export class BackupDestinationError extends ShardliteError {
+  /** The destination directory as given. */
+  readonly path: string;
+  /** Why it was refused. */
+  readonly reason: "not-empty" | "not-a-directory";
+  /** Up to 5 entries found in it, for `not-empty`. */
+  readonly entries: readonly string[];
+  /** Creates the error. */
+  constructor(
+    path: string,
+    reason: "not-empty" | "not-a-directory",
+    entries: readonly string[] = [],
+  ) {
+    super(
+      reason === "not-empty"
+        ? `backup destination ${path} is not empty (it holds ${
+          entries.map((e) => JSON.stringify(e)).join(", ")
+        }${entries.length >= 5 ? ", …" : ""}); a backup never overwrites files. Choose a new ` +
+          `or empty directory.`
+        : `backup destination ${path} exists and is not a directory. Choose a new or empty directory.`,
+    );
+    this.path = path;
+    this.reason = reason;
+    this.entries = entries;
+  }
+}
+
+/** A backup failed verification before anything was restored: the target was not touched. */
+export class BackupVerificationError extends ShardliteError {
+  /** The backup directory. */
+  readonly backupDir: string;
+  /** The file that failed (manifest, shard map or shard file). */
+  readonly path: string;
+  /** What failed: the manifest, the shard map, a missing file, a checksum, an integrity check. */
+  readonly problem: "manifest" | "shard-map" | "missing-file" | "checksum" | "integrity";
+  /** Creates the error. */
+  constructor(
+    fields: {
+      backupDir: string;
+      path: string;
+      problem: "manifest" | "shard-map" | "missing-file" | "checksum" | "integrity";
+      detail: string;
+    },
+    options?: ErrorOptions,
+  ) {
+    super(
+      `backup ${fields.backupDir} failed verification (${fields.problem}): ${fields.path} - ` +
+        `${fields.detail}. Nothing was restored. Use another backup, or recopy this one from ` +
+        `its source.`,
+      options,
+    );
+    this.backupDir = fields.backupDir;
+    this.path = fields.path;
+    this.problem = fields.problem;
+  }
+}
+
+/** A restore target cannot be used: it is not empty (and overwrite was not asked), or unusable. */
+export class RestoreTargetError extends ShardliteError {
+  /** The target directory as given. */
+  readonly dbDir: string;
+  /** Why it was refused. */
+  readonly reason: "not-empty" | "not-a-directory" | "is-backup";
+  /** Up to 5 entries found in it, for `not-empty`. */
+  readonly entries: readonly string[];
+  /** Creates the error. */
+  constructor(
+    dbDir: string,
+    reason: "not-empty" | "not-a-directory" | "is-backup",
+    entries: readonly string[] = [],
+  ) {
+    const what = reason === "not-empty"
+      ? `is not empty (it holds ${entries.map((e) => JSON.stringify(e)).join(", ")}${
+        entries.length >= 5 ? ", …" : ""
+      }). Restore into a new or empty directory, or pass overwrite: true (CLI: --overwrite) ` +
+        `to replace its shard files and shard map`
+      : reason === "not-a-directory"
+      ? `exists and is not a directory. Restore into a new or empty directory`
+      : `is the backup directory itself. Restore into another directory`;
+    super(`restore target ${dbDir} ${what}; nothing was changed.`);
+    this.dbDir = dbDir;
+    this.reason = reason;
+    this.entries = entries;
+  }
+}
+
+/** A reshard cannot proceed (missing shard key, collision, pending plan ...). */
+export class ReshardError extends ShardliteError {
+  /** The data directory. */
+  readonly dbDir: string;
+  /** The table concerned, if any. */
+  readonly table: string | undefined;
+  /** Creates the error. */
+  constructor(dbDir: string, detail: string, table?: string, options?: ErrorOptions) {
+    super(`${dbDir} - reshard: ${detail}`, options);
+    this.dbDir = dbDir;
+    this.table = table;
+  }
+}

@@ -4,7 +4,12 @@
  * @module
  */
 
-import { InvalidQueryError, PoolClosedError, ShardOperationError } from "../errors.ts";
+import {
+  InvalidQueryError,
+  PoolClosedError,
+  ReshardError,
+  ShardOperationError,
+} from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
 import type { ShardKey } from "../routing/keys.ts";
@@ -26,8 +31,10 @@ import {
 } from "../routing/sql.ts";
 import {
   HashStrategy,
+  sameLayout,
   type ShardingStrategy,
   type StrategyDescriptor,
+  strategyFromDescriptor,
 } from "../routing/strategies.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import {
@@ -36,8 +43,17 @@ import {
   readShardMap,
   SHARD_MAP_FORMAT,
   type ShardMap,
+  writeJsonAtomic,
   writeShardMap,
 } from "./shard_map.ts";
+import {
+  newPlan,
+  RESHARD_PLAN_FILE,
+  type ReshardOptions,
+  type ReshardPlan,
+  type ReshardReport,
+  runReshard,
+} from "./reshard.ts";
 
 /** Options of a {@link ShardManager}. */
 export interface ShardManagerOptions {
@@ -117,8 +133,7 @@ export function openManagers(): ShardManager[] {
 export class ShardManager implements ShardSource {
   /** The directory of the shard files. */
   readonly dbDir: string;
-  /** The strategy that maps keys to shards. */
-  readonly strategy: ShardingStrategy;
+  #strategy: ShardingStrategy;
   /** How many shards a cross-shard operation works on at once. */
   readonly maxConcurrentShards: number;
   readonly #poolOptions: PoolOptions;
@@ -128,6 +143,12 @@ export class ShardManager implements ShardSource {
   #ready: Promise<void> | null = null;
   #releaseDirectory: (() => void) | null = null;
   #closed: Promise<void> | null = null;
+  // Resharding: a plan left unfinished, the gate that holds operations off while one
+  // runs, and the operations in flight it waits for.
+  #pending: ReshardPlan | null = null;
+  #gate: Promise<void> | null = null;
+  #inFlight = 0;
+  #drained: (() => void) | null = null;
 
   /**
    * Creates a manager. Nothing is touched on disk until the first operation, which
@@ -159,13 +180,18 @@ export class ShardManager implements ShardSource {
       throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
     }
     this.dbDir = options.dbDir.replace(/\/+$/, "") || "/";
-    this.strategy = strategy;
+    this.#strategy = strategy;
     this.maxConcurrentShards = concurrency;
     this.#poolOptions = { ...options.pool };
     // Fail at construction on bad pool options rather than at the first query.
     new ConnectionPool(`${this.dbDir}/shard_0.db`, this.#poolOptions);
     this.#router = new Router(this, strategy);
     managers.add(this);
+  }
+
+  /** The strategy that maps keys to shards (it changes after a reshard). */
+  get strategy(): ShardingStrategy {
+    return this.#strategy;
   }
 
   /** Number of shards. */
@@ -178,26 +204,82 @@ export class ShardManager implements ShardSource {
     return this.#router;
   }
 
-  /** True once the directory is owned and the map loaded, until shutdown. */
+  /** True once the directory is owned and the map loaded, while no reshard runs or waits. */
   get isReady(): boolean {
-    return this.#releaseDirectory !== null && this.#closed === null;
+    return this.#releaseDirectory !== null && this.#closed === null && this.#gate === null &&
+      this.#pending === null;
   }
 
-  /** Resolves once `dbDir` is owned and the shard map checked; rejects after shutdown. */
+  /**
+   * Resolves once `dbDir` is owned and the shard map checked, and no reshard is running.
+   * Rejects after shutdown, and while an unfinished reshard waits to be resumed.
+   */
   ready(): Promise<void> {
     if (this.#closed !== null) {
       return Promise.reject(new PoolClosedError(this.dbDir, "the shard manager was shut down"));
     }
-    this.#ready ??= this.#open();
+    const opening = this.#startOpening();
+    if (this.#gate !== null) return this.#gate;
+    return opening.then(() => {
+      if (this.#pending !== null && this.#gate === null) throw this.#pendingError(this.#pending);
+    });
+  }
+
+  /** Starts opening once; a failed open (a live rival owner, a bad map) is retried next time. */
+  #startOpening(): Promise<void> {
+    if (this.#ready === null) {
+      const opening = this.#open();
+      this.#ready = opening;
+      opening.catch(() => {
+        if (this.#ready === opening) this.#ready = null;
+      });
+    }
     return this.#ready;
+  }
+
+  #pendingError(plan: ReshardPlan): ReshardError {
+    return new ReshardError(
+      this.dbDir,
+      `an unfinished reshard from ${JSON.stringify(plan.from)} to ${JSON.stringify(plan.to)} ` +
+        `was found; resume it with manager.reshard(${
+          plan.to.type === "hash" ? plan.to.numShards : "<the same strategy>"
+        }) (or "deno task shardlite reshard"), or roll it back with abortReshard(). No ` +
+        `operation is routed until then.`,
+    );
+  }
+
+  /** The unfinished reshard plan of the directory, if any (after the first operation). */
+  get pendingReshard(): ReshardPlan | null {
+    return this.#pending === null ? null : structuredClone(this.#pending);
+  }
+
+  /** @internal An operation enters (the router calls this). */
+  enter(): void {
+    this.#inFlight++;
+  }
+
+  /** @internal An operation leaves. */
+  leave(): void {
+    if (--this.#inFlight === 0) this.#drained?.();
   }
 
   async #open(): Promise<void> {
     await Deno.mkdir(this.dbDir, { recursive: true, mode: 0o700 });
+    // shutdown() may have run while mkdir was awaited: take no lock it would not release.
+    if (this.#closed !== null) {
+      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
+    }
     const release = acquireDirectory(this.dbDir);
     try {
       const existing = readShardMap(this.dbDir);
+      this.#pending = readReshardPlan(this.dbDir);
       if (existing !== undefined) {
+        const pendingTo = this.#pending?.to;
+        // A manager opened with the layout an unfinished reshard was heading for is told so.
+        if (pendingTo !== undefined && sameLayout(pendingTo, this.strategy.describe())) {
+          this.#strategy = strategyFromDescriptor(existing.strategy);
+          this.#router.setStrategy(this.#strategy);
+        }
         checkLayout(this.dbDir, existing, this.strategy);
         this.#map = existing;
       } else {
@@ -211,7 +293,6 @@ export class ShardManager implements ShardSource {
       }
     } catch (error) {
       release();
-      this.#ready = null;
       throw error;
     }
     this.#releaseDirectory = release;
@@ -227,8 +308,9 @@ export class ShardManager implements ShardSource {
     if (this.#closed !== null) {
       throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
     }
-    if (!Number.isSafeInteger(shardId) || shardId < 0 || shardId >= this.numShards) {
-      throw new RangeError(`shardId must be an integer from 0 to ${this.numShards - 1}`);
+    const limit = Math.max(this.numShards, this.#pending?.span ?? 0);
+    if (!Number.isSafeInteger(shardId) || shardId < 0 || shardId >= limit) {
+      throw new RangeError(`shardId must be an integer from 0 to ${limit - 1}`);
     }
     let pool = this.#pools.get(shardId);
     if (pool === undefined) {
@@ -315,7 +397,11 @@ export class ShardManager implements ShardSource {
     return this.#router.routeInsert(table, row, key);
   }
 
-  /** Inserts rows grouped per shard, one transaction per shard, all committed or none. */
+  /**
+   * Inserts rows grouped per shard, one transaction per shard; the shards commit only once
+   * every shard has taken its rows (else all roll back). Atomic per shard, not across
+   * shards: a crash between two shards' COMMITs leaves the earlier ones committed.
+   */
   insertMany(
     table: string,
     rows: readonly Readonly<Record<string, SqlInput>>[],
@@ -489,6 +575,155 @@ export class ShardManager implements ShardSource {
   }
 
   /**
+   * Moves every row of every sharded table to the shard `target` assigns it (a number
+   * means `new HashStrategy(n)`), then commits the new shard map. With the hash
+   * strategy, growing N → N+1 moves only the rows the jump hash moves (about 1/(N+1)),
+   * and shrinking moves only the rows of the removed shards, whose files are deleted
+   * once the new map is committed.
+   *
+   * Crash-safe and resumable: the plan and its progress are durable in
+   * `dbDir/reshard.json`; after a crash, a manager refuses ordinary operations until
+   * `reshard(target)` resumes it (or `abortReshard()` rolls it back). While it runs,
+   * this manager's other operations wait and then see the new layout.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 2, dbDir: dir });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * await manager.insertMany("t", Array.from({ length: 100 }, (_, i) => ({ id: i })));
+   * const report = await manager.reshard(3);
+   * if (report.scanned !== 100 || manager.numShards !== 3) throw new Error("resharded");
+   * if (await manager.count("t") !== 100) throw new Error("every row once");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async reshard(
+    target: ShardingStrategy | number,
+    options: ReshardOptions = {},
+  ): Promise<ReshardReport> {
+    const to = typeof target === "number" ? new HashStrategy(target) : target;
+    if (this.#closed !== null) {
+      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
+    }
+    await this.#startOpening();
+    if (this.#gate !== null) throw new ReshardError(this.dbDir, "a reshard is already running");
+    const pending = this.#pending;
+    if (pending !== null && !sameLayout(pending.to, to.describe())) {
+      throw new ReshardError(
+        this.dbDir,
+        `an unfinished reshard to ${JSON.stringify(pending.to)} must be resumed (or rolled ` +
+          `back with abortReshard()) before another one starts`,
+      );
+    }
+    if (pending === null && sameLayout(this.strategy.describe(), to.describe())) {
+      const empty: Record<string, { scanned: number; moved: number }> = {};
+      for (const table of Object.keys(this.#map?.tables ?? {})) {
+        empty[table] = { scanned: 0, moved: 0 };
+      }
+      return {
+        from: to.describe(),
+        to: to.describe(),
+        tables: empty,
+        scanned: 0,
+        moved: 0,
+        resumed: false,
+        removedFiles: [],
+        durationMs: 0,
+      };
+    }
+    return await this.#runReshard(
+      pending ?? newPlan(this.#map as ShardMap, this.strategy, to),
+      to,
+      options,
+      pending !== null,
+    );
+  }
+
+  /**
+   * Rolls back an unfinished reshard: every row goes back to the shard the old layout
+   * assigns it, the files the reshard created are deleted, and the old map stays.
+   */
+  async abortReshard(options: ReshardOptions = {}): Promise<ReshardReport> {
+    await this.#startOpening();
+    const pending = this.#pending;
+    if (pending === null) throw new ReshardError(this.dbDir, "there is no unfinished reshard");
+    if (pending.state === "committed") {
+      return await this.reshard(strategyFromDescriptor(pending.to), options);
+    }
+    const back = strategyFromDescriptor(pending.from);
+    const plan = newPlan(this.#map as ShardMap, this.strategy, back);
+    plan.span = Math.max(plan.span, pending.span);
+    plan.scan = plan.span;
+    return await this.#runReshard(plan, back, options, false);
+  }
+
+  async #runReshard(
+    plan: ReshardPlan,
+    to: ShardingStrategy,
+    options: ReshardOptions,
+    resumed: boolean,
+  ): Promise<ReshardReport> {
+    let open!: () => void;
+    this.#gate = new Promise<void>((resolve) => open = resolve);
+    this.#pending = plan;
+    try {
+      // Let operations already admitted finish; new ones wait at the gate.
+      if (this.#inFlight > 0) {
+        await new Promise<void>((resolve) => this.#drained = resolve);
+        this.#drained = null;
+      }
+      const fromCount = this.strategy.numShards;
+      const report = await runReshard(
+        {
+          dbDir: this.dbDir,
+          map: this.#map as ShardMap,
+          pool: (id) => this.getPool(id),
+          writePlan: (p) => writeJsonAtomic(`${this.dbDir}/${RESHARD_PLAN_FILE}`, p),
+          deletePlan: () => Deno.removeSync(`${this.dbDir}/${RESHARD_PLAN_FILE}`),
+          commitMap: (map) => {
+            writeShardMap(this.dbDir, map);
+            this.#map = map;
+            this.#strategy = to;
+            this.#router.setStrategy(to);
+          },
+          removeShard: async (id) => {
+            const pool = this.#pools.get(id);
+            this.#pools.delete(id);
+            await pool?.closeAll();
+            const removed: string[] = [];
+            for (const path of [this.shardPath(id), `${this.shardPath(id)}-wal`]) {
+              try {
+                await Deno.remove(path);
+                removed.push(path);
+              } catch (error) {
+                if (!(error instanceof Deno.errors.NotFound)) throw error;
+              }
+            }
+            return removed;
+          },
+        },
+        plan,
+        to,
+        fromCount,
+        options,
+        resumed,
+      );
+      this.#pending = null;
+      return report;
+    } finally {
+      // A failed or aborted run leaves its plan pending (resumable); ops stay refused.
+      if (this.#pending !== null && !existsSync(`${this.dbDir}/${RESHARD_PLAN_FILE}`)) {
+        this.#pending = null;
+      }
+      this.#gate = null;
+      open();
+    }
+  }
+
+  /**
    * Drains and closes every shard pool and releases the directory. Afterwards the shard
    * files can be moved or deleted, and further calls get PoolClosedError. Idempotent.
    */
@@ -509,4 +744,29 @@ export class ShardManager implements ShardSource {
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
   }
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads an unfinished reshard plan of `dbDir`, if any. */
+function readReshardPlan(dbDir: string): ReshardPlan | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dbDir}/${RESHARD_PLAN_FILE}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const plan = JSON.parse(text) as ReshardPlan;
+  if (plan?.format !== 1) {
+    throw new ReshardError(dbDir, `${RESHARD_PLAN_FILE} has an unknown format`);
+  }
+  return plan;
 }

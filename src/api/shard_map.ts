@@ -77,11 +77,15 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
 
 /** Writes the map atomically: a temporary file, fsync, rename. */
 export function writeShardMap(dbDir: string, map: ShardMap): void {
-  const path = `${dbDir}/${SHARD_MAP_FILE}`;
+  writeJsonAtomic(`${dbDir}/${SHARD_MAP_FILE}`, map);
+}
+
+/** Writes JSON atomically: a temporary file, fsync, rename, so a crash leaves old or new. */
+export function writeJsonAtomic(path: string, value: unknown): void {
   const temporary = `${path}.tmp`;
   const file = Deno.openSync(temporary, { write: true, create: true, truncate: true, mode: 0o600 });
   try {
-    file.writeSync(encoder.encode(JSON.stringify(map, null, 2) + "\n"));
+    file.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
     file.syncSync();
   } finally {
     file.close();

@@ -36,8 +36,12 @@ import type { ShardingStrategy } from "./strategies.ts";
 export interface ShardSource {
   /** Resolves when the shard map is loaded; rejects when the source is closed. */
   ready(): Promise<void>;
-  /** True once `ready()` has resolved and the source is not closed (skips an await). */
+  /** True once `ready()` has resolved, no reshard runs and the source is open. */
   readonly isReady: boolean;
+  /** An operation starts (only while `isReady`); a reshard waits for all to leave. */
+  enter(): void;
+  /** An operation ends. */
+  leave(): void;
   /** The pool of shard `shardId`. */
   getPool(shardId: number): ConnectionPool;
   /** The shard-key column recorded for `table`, if any. */
@@ -121,8 +125,7 @@ function sameKey(a: ShardKey, b: ShardKey): boolean {
  */
 export class Router {
   readonly #source: ShardSource;
-  /** The strategy that maps keys to shards. */
-  readonly strategy: ShardingStrategy;
+  #strategy: ShardingStrategy;
   readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
@@ -130,9 +133,34 @@ export class Router {
   /** Creates a router over `source`'s shards using `strategy`. */
   constructor(source: ShardSource, strategy: ShardingStrategy) {
     this.#source = source;
-    this.strategy = strategy;
+    this.#strategy = strategy;
     // p-queue bounds how many shards one process works on at once.
     this.#queue = new PQueue({ concurrency: source.maxConcurrentShards });
+  }
+
+  /** The strategy that maps keys to shards. */
+  get strategy(): ShardingStrategy {
+    return this.#strategy;
+  }
+
+  /** @internal A manager's router follows its reshard (operations are drained first). */
+  setStrategy(strategy: ShardingStrategy): void {
+    this.#strategy = strategy;
+  }
+
+  /**
+   * Admits an operation: waits while the source is not ready (opening, resharding), then
+   * counts it in flight in the same tick it saw the source ready. Pair with leave().
+   */
+  #admit(): Promise<void> | undefined {
+    if (this.#source.isReady) {
+      this.#source.enter();
+      return undefined;
+    }
+    return (async () => {
+      while (!this.#source.isReady) await this.#source.ready();
+      this.#source.enter();
+    })();
   }
 
   /** The shard of `key`. Throws InvalidShardKeyError for a key of an unusable type. */
@@ -141,7 +169,6 @@ export class Router {
   }
 
   async #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
-    if (!this.#source.isReady) await this.#source.ready();
     const pool = this.#source.getPool(shardId);
     try {
       return await pool.withConnection(fn);
@@ -158,7 +185,6 @@ export class Router {
     shardIds: readonly number[],
     fn: (conn: PooledConnection, shardId: number) => Promise<T>,
   ): Promise<T[]> {
-    await this.#source.ready();
     const settled = await Promise.allSettled(
       shardIds.map((id) => this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id)))),
     );
@@ -265,11 +291,16 @@ export class Router {
     row: Readonly<Record<string, SqlInput>>,
     key?: ShardKey,
   ): Promise<RunResult> {
-    validateIdentifier(table, "table");
-    await this.#source.ready();
-    const shardId = this.strategy.getShardId(this.#keyForRow(table, row, key));
-    const { sql, params } = this.#insertStatement(table, row);
-    return await this.#onShard(shardId, (conn) => conn.run(sql, params));
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      validateIdentifier(table, "table");
+      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, key));
+      const { sql, params } = this.#insertStatement(table, row);
+      return await this.#onShard(shardId, (conn) => conn.run(sql, params));
+    } finally {
+      this.#source.leave();
+    }
   }
 
   /**
@@ -282,70 +313,75 @@ export class Router {
     rows: readonly Readonly<Record<string, SqlInput>>[],
     keys?: readonly ShardKey[],
   ): Promise<number> {
-    validateIdentifier(table, "table");
-    if (!Array.isArray(rows)) throw new InvalidQueryError("rows", "expected an array of rows");
-    if (keys !== undefined && keys.length !== rows.length) {
-      throw new InvalidQueryError("keys", `expected ${rows.length} keys, got ${keys.length}`);
-    }
-    await this.#source.ready();
-    // Validate and route everything before anything is written. Each shard gets runs of
-    // consecutive rows sharing one statement, at most BATCH rows a run.
-    const BATCH = 1_000;
-    const groups = new Map<number, { sql: string; rows: SqlValue[][] }[]>();
-    const column = this.#source.getShardKeyColumn(table);
-    let previous: { sql: string; columns: string[] } | undefined;
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as Readonly<Record<string, SqlInput>>;
-      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i], column));
-      const statement = this.#insertStatement(table, row, previous);
-      previous = statement;
-      let runs = groups.get(shardId);
-      if (runs === undefined) groups.set(shardId, runs = []);
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.sql === statement.sql && last.rows.length < BATCH) {
-        last.rows.push(statement.params);
-      } else {
-        runs.push({ sql: statement.sql, rows: [statement.params] });
-      }
-    }
-    const shardIds = [...groups.keys()].sort((a, b) => a - b);
-    const leases: PooledConnection[] = [];
-    const pools: ConnectionPool[] = [];
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
     try {
-      for (const shardId of shardIds) {
-        const pool = this.#source.getPool(shardId);
-        const conn = await pool.getConnection().catch((error) => {
-          throw new ShardOperationError(shardId, pool.path, error);
-        });
-        pools.push(pool);
-        leases.push(conn);
+      validateIdentifier(table, "table");
+      if (!Array.isArray(rows)) throw new InvalidQueryError("rows", "expected an array of rows");
+      if (keys !== undefined && keys.length !== rows.length) {
+        throw new InvalidQueryError("keys", `expected ${rows.length} keys, got ${keys.length}`);
       }
-      await Promise.all(shardIds.map(async (shardId, i) => {
-        const conn = leases[i] as PooledConnection;
-        try {
-          await conn.exec("BEGIN IMMEDIATE");
-          // One call per run; the event loop gets a turn between runs.
-          for (const run of groups.get(shardId) ?? []) await conn.runMany(run.sql, run.rows);
-        } catch (error) {
-          throw new ShardOperationError(shardId, conn.path, error);
-        }
-      }));
-      for (let i = 0; i < leases.length; i++) {
-        const conn = leases[i] as PooledConnection;
-        try {
-          await conn.commit();
-        } catch (error) {
-          throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+      // Validate and route everything before anything is written. Each shard gets runs of
+      // consecutive rows sharing one statement, at most BATCH rows a run.
+      const BATCH = 1_000;
+      const groups = new Map<number, { sql: string; rows: SqlValue[][] }[]>();
+      const column = this.#source.getShardKeyColumn(table);
+      let previous: { sql: string; columns: string[] } | undefined;
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as Readonly<Record<string, SqlInput>>;
+        const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i], column));
+        const statement = this.#insertStatement(table, row, previous);
+        previous = statement;
+        let runs = groups.get(shardId);
+        if (runs === undefined) groups.set(shardId, runs = []);
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last.sql === statement.sql && last.rows.length < BATCH) {
+          last.rows.push(statement.params);
+        } else {
+          runs.push({ sql: statement.sql, rows: [statement.params] });
         }
       }
-      return rows.length;
-    } catch (error) {
-      for (const conn of leases) await conn.rollback().catch(() => {});
-      throw error;
+      const shardIds = [...groups.keys()].sort((a, b) => a - b);
+      const leases: PooledConnection[] = [];
+      const pools: ConnectionPool[] = [];
+      try {
+        for (const shardId of shardIds) {
+          const pool = this.#source.getPool(shardId);
+          const conn = await pool.getConnection().catch((error) => {
+            throw new ShardOperationError(shardId, pool.path, error);
+          });
+          pools.push(pool);
+          leases.push(conn);
+        }
+        await Promise.all(shardIds.map(async (shardId, i) => {
+          const conn = leases[i] as PooledConnection;
+          try {
+            await conn.exec("BEGIN IMMEDIATE");
+            // One call per run; the event loop gets a turn between runs.
+            for (const run of groups.get(shardId) ?? []) await conn.runMany(run.sql, run.rows);
+          } catch (error) {
+            throw new ShardOperationError(shardId, conn.path, error);
+          }
+        }));
+        for (let i = 0; i < leases.length; i++) {
+          const conn = leases[i] as PooledConnection;
+          try {
+            await conn.commit();
+          } catch (error) {
+            throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+          }
+        }
+        return rows.length;
+      } catch (error) {
+        for (const conn of leases) await conn.rollback().catch(() => {});
+        throw error;
+      } finally {
+        for (let i = 0; i < leases.length; i++) {
+          await (pools[i] as ConnectionPool).returnConnection(leases[i] as PooledConnection);
+        }
+      }
     } finally {
-      for (let i = 0; i < leases.length; i++) {
-        await (pools[i] as ConnectionPool).returnConnection(leases[i] as PooledConnection);
-      }
+      this.#source.leave();
     }
   }
 
@@ -354,46 +390,50 @@ export class Router {
    * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
    */
   async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
-    // The shard map (and so each table's shard-key column) must be loaded before routing.
-    if (!this.#source.isReady) await this.#source.ready();
-    const fast = this.#keyOnlySelect(table, options);
-    if (fast !== undefined) {
-      const { shardId, sql, key } = fast;
-      return await this.#onShard(shardId, (c) => c.all(sql, [key]));
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      const fast = this.#keyOnlySelect(table, options);
+      if (fast !== undefined) {
+        const { shardId, sql, key } = fast;
+        return await this.#onShard(shardId, (c) => c.all(sql, [key]));
+      }
+      const { shards, where } = this.#target(table, options);
+      const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+      if (shards.length === 1) {
+        const statement = buildSelect(table, { ...options, where });
+        return await this.#onShard(
+          shards[0] as number,
+          (c) => c.all(statement.sql, statement.params),
+        );
+      }
+      // Order columns missing from `columns` are fetched for the merge, then dropped.
+      const hidden = options.columns === undefined
+        ? []
+        : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
+      const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
+      const perShard = buildSelect(table, {
+        where,
+        columns,
+        orderBy: terms.length > 0 ? terms : undefined,
+        limit: shardLimit(options),
+      });
+      const lists = await this.#onShards(shards, (c) => c.all(perShard.sql, perShard.params));
+      let rows: Row[];
+      if (terms.length > 0) {
+        rows = mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
+      } else {
+        const offset = options.offset ?? 0;
+        rows = lists.flat().slice(
+          offset,
+          options.limit === undefined ? undefined : offset + options.limit,
+        );
+      }
+      if (hidden.length > 0) { for (const row of rows) for (const c of hidden) delete row[c]; }
+      return rows;
+    } finally {
+      this.#source.leave();
     }
-    const { shards, where } = this.#target(table, options);
-    const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
-    if (shards.length === 1) {
-      const statement = buildSelect(table, { ...options, where });
-      return await this.#onShard(
-        shards[0] as number,
-        (c) => c.all(statement.sql, statement.params),
-      );
-    }
-    // Order columns missing from `columns` are fetched for the merge, then dropped.
-    const hidden = options.columns === undefined
-      ? []
-      : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
-    const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
-    const perShard = buildSelect(table, {
-      where,
-      columns,
-      orderBy: terms.length > 0 ? terms : undefined,
-      limit: shardLimit(options),
-    });
-    const lists = await this.#onShards(shards, (c) => c.all(perShard.sql, perShard.params));
-    let rows: Row[];
-    if (terms.length > 0) {
-      rows = mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
-    } else {
-      const offset = options.offset ?? 0;
-      rows = lists.flat().slice(
-        offset,
-        options.limit === undefined ? undefined : offset + options.limit,
-      );
-    }
-    if (hidden.length > 0) { for (const row of rows) for (const c of hidden) delete row[c]; }
-    return rows;
   }
 
   /** The hot case `select(table, { key })`: its SQL is built once per table. */
@@ -431,36 +471,46 @@ export class Router {
     changes: Readonly<Record<string, SqlInput>>,
     options: WriteRouteOptions = {},
   ): Promise<number> {
-    this.#checkWrite(options, "update");
-    await this.#source.ready();
-    const column = this.#source.getShardKeyColumn(table);
-    if (
-      column !== undefined && typeof changes === "object" && changes !== null && column in changes
-    ) {
-      throw new InvalidQueryError(
-        "changes",
-        `${column} is the shard key of ${table}; changing it would leave the row on the ` +
-          `wrong shard (delete and insert it instead)`,
-      );
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      this.#checkWrite(options, "update");
+      const column = this.#source.getShardKeyColumn(table);
+      if (
+        column !== undefined && typeof changes === "object" && changes !== null && column in changes
+      ) {
+        throw new InvalidQueryError(
+          "changes",
+          `${column} is the shard key of ${table}; changing it would leave the row on the ` +
+            `wrong shard (delete and insert it instead)`,
+        );
+      }
+      const { shards, where } = this.#target(table, options);
+      const statement = buildUpdate(table, changes, where);
+      const counts = await this.#onShards(shards, async (c) => {
+        return (await c.run(statement.sql, statement.params)).changes;
+      });
+      return counts.reduce((a, b) => a + b, 0);
+    } finally {
+      this.#source.leave();
     }
-    const { shards, where } = this.#target(table, options);
-    const statement = buildUpdate(table, changes, where);
-    const counts = await this.#onShards(shards, async (c) => {
-      return (await c.run(statement.sql, statement.params)).changes;
-    });
-    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Deletes matching rows; returns the rows deleted over all shards touched. */
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number> {
-    this.#checkWrite(options, "delete");
-    await this.#source.ready();
-    const { shards, where } = this.#target(table, options);
-    const statement = buildDelete(table, where);
-    const counts = await this.#onShards(shards, async (c) => {
-      return (await c.run(statement.sql, statement.params)).changes;
-    });
-    return counts.reduce((a, b) => a + b, 0);
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      this.#checkWrite(options, "delete");
+      const { shards, where } = this.#target(table, options);
+      const statement = buildDelete(table, where);
+      const counts = await this.#onShards(shards, async (c) => {
+        return (await c.run(statement.sql, statement.params)).changes;
+      });
+      return counts.reduce((a, b) => a + b, 0);
+    } finally {
+      this.#source.leave();
+    }
   }
 
   /**
@@ -473,25 +523,36 @@ export class Router {
     expressions: string | readonly string[],
     options: RouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
-    const list = typeof expressions === "string" ? [expressions] : [...expressions];
-    const parsed = list.map((e) => parseAggregate(e));
-    await this.#source.ready();
-    const { shards, where } = this.#target(table, options);
-    const statement = buildPartialAggregate(table, parsed, where);
-    const partials = await this.#onShards(shards, async (c) => {
-      return (await c.get(statement.sql, statement.params)) ?? {};
-    });
-    const result: Record<string, SqlValue> = {};
-    parsed.forEach((aggregate, i) => {
-      result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
-    });
-    return result;
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      const list = typeof expressions === "string" ? [expressions] : [...expressions];
+      const parsed = list.map((e) => parseAggregate(e));
+      const { shards, where } = this.#target(table, options);
+      const statement = buildPartialAggregate(table, parsed, where);
+      const partials = await this.#onShards(shards, async (c) => {
+        return (await c.get(statement.sql, statement.params)) ?? {};
+      });
+      const result: Record<string, SqlValue> = {};
+      parsed.forEach((aggregate, i) => {
+        result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
+      });
+      return result;
+    } finally {
+      this.#source.leave();
+    }
   }
 
   /** Runs raw SQL on the shard of `key` and returns its rows. */
   async routeQuery(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
-    const shardId = this.strategy.getShardId(normalizeKey(key));
-    return await this.#onShard(shardId, (c) => c.all(sql, params));
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      const shardId = this.strategy.getShardId(normalizeKey(key));
+      return await this.#onShard(shardId, (c) => c.all(sql, params));
+    } finally {
+      this.#source.leave();
+    }
   }
 
   /**
@@ -500,45 +561,51 @@ export class Router {
    * DISTINCT and aggregates come back once per shard — use `routeAggregate` for those.
    */
   async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
-    if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
-    const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
-    const limit = shardLimit(options);
-    let perShard = sql;
-    const extra: SqlValue[] = [];
-    if (terms.length > 0 || limit !== undefined) {
-      // Wrap the statement so each shard sorts and limits before the merge.
-      const body = sql.trim().replace(/;\s*$/, "");
-      perShard = `SELECT * FROM (${body})`;
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
+      const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+      const limit = shardLimit(options);
+      let perShard = sql;
+      const extra: SqlValue[] = [];
+      if (terms.length > 0 || limit !== undefined) {
+        // Wrap the statement so each shard sorts and limits before the merge.
+        const body = sql.trim().replace(/;\s*$/, "");
+        perShard = `SELECT * FROM (${body})`;
+        if (terms.length > 0) {
+          perShard += ` ORDER BY ${
+            terms.map((t) => `${quoteIdentifier(t.column, "column")} ${t.direction.toUpperCase()}`)
+              .join(", ")
+          }`;
+        }
+        if (limit !== undefined) {
+          perShard += " LIMIT ?";
+          extra.push(limit);
+        }
+      }
+      const bound: Params | undefined = extra.length === 0
+        ? params
+        : Array.isArray(params) || params === undefined
+        ? [...((params ?? []) as readonly SqlInput[]), ...extra]
+        : (() => {
+          throw new InvalidQueryError(
+            "params",
+            "named parameters cannot be combined with limit; use positional parameters",
+          );
+        })();
+      const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound));
       if (terms.length > 0) {
-        perShard += ` ORDER BY ${
-          terms.map((t) => `${quoteIdentifier(t.column, "column")} ${t.direction.toUpperCase()}`)
-            .join(", ")
-        }`;
+        return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
       }
-      if (limit !== undefined) {
-        perShard += " LIMIT ?";
-        extra.push(limit);
-      }
+      const offset = options.offset ?? 0;
+      return lists.flat().slice(
+        offset,
+        options.limit === undefined ? undefined : offset + options.limit,
+      );
+    } finally {
+      this.#source.leave();
     }
-    const bound: Params | undefined = extra.length === 0
-      ? params
-      : Array.isArray(params) || params === undefined
-      ? [...((params ?? []) as readonly SqlInput[]), ...extra]
-      : (() => {
-        throw new InvalidQueryError(
-          "params",
-          "named parameters cannot be combined with limit; use positional parameters",
-        );
-      })();
-    const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound));
-    if (terms.length > 0) {
-      return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
-    }
-    const offset = options.offset ?? 0;
-    return lists.flat().slice(
-      offset,
-      options.limit === undefined ? undefined : offset + options.limit,
-    );
   }
 
   /** Runs `fn` in a transaction on the shard of `key` (ACID on that one shard). */
@@ -546,14 +613,26 @@ export class Router {
     key: ShardKey,
     fn: (conn: PooledConnection) => T | Promise<T>,
   ): Promise<T> {
-    const shardId = this.strategy.getShardId(normalizeKey(key));
-    return await this.#onShard(shardId, (c) => c.transaction(fn));
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      const shardId = this.strategy.getShardId(normalizeKey(key));
+      return await this.#onShard(shardId, (c) => c.transaction(fn));
+    } finally {
+      this.#source.leave();
+    }
   }
 
   /** Runs `fn` with a lease on every shard concurrently and returns the results in shard order. */
   async routeEachShard<T>(
     fn: (conn: PooledConnection, shardId: number) => Promise<T>,
   ): Promise<T[]> {
-    return await this.#onShards(this.#allShards(), fn);
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      return await this.#onShards(this.#allShards(), fn);
+    } finally {
+      this.#source.leave();
+    }
   }
 }

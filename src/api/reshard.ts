@@ -1,0 +1,424 @@
+/**
+ * Resharding: move every row of every sharded table to the shard a new layout assigns
+ * it, crash-safe and resumable.
+ *
+ * How it stays exactly-once: rows move in batches. A batch is copied into its target
+ * shard together with a marker row `(run, table, source shard, source rowid)` in the
+ * same transaction, then deleted from its source, then the progress is written to
+ * `reshard.json`. After a crash anywhere in that sequence, the batch is read again: a
+ * row whose marker exists on its target is only deleted from its source, never copied
+ * twice. The new shard map is written only when every row is in place (the commit
+ * point); until then the directory's map still names the old layout, and a manager
+ * refuses ordinary operations while the plan is unfinished.
+ *
+ * @module
+ */
+
+import { InvalidQueryError, ReshardError } from "../errors.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
+import { normalizeKey } from "../routing/keys.ts";
+import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
+import type { Row, SqlValue } from "../types.ts";
+import type { ShardMap } from "./shard_map.ts";
+
+/** The plan file's name inside `dbDir`. */
+export const RESHARD_PLAN_FILE = "reshard.json";
+const MARKERS = "_shardlite_moved";
+
+/** Progress of a running reshard. */
+export interface ReshardProgress {
+  /** The table being moved. */
+  table: string;
+  /** The shard being scanned. */
+  shardId: number;
+  /** Rows scanned so far, all tables. */
+  scanned: number;
+  /** Rows moved so far, all tables. */
+  moved: number;
+  /** Rows in all sharded tables when the run started (for a progress bar). */
+  totalRows: number;
+}
+
+/** Options of {@link ShardManager.reshard}. */
+export interface ReshardOptions {
+  /** Called after every batch. */
+  onProgress?: (progress: ReshardProgress) => void;
+  /** Rows read per batch (default 1,000). */
+  batchSize?: number;
+  /** Stops between batches; the plan stays resumable. */
+  signal?: AbortSignal;
+}
+
+/** What a reshard did. */
+export interface ReshardReport {
+  /** The layout before. */
+  from: StrategyDescriptor;
+  /** The layout after. */
+  to: StrategyDescriptor;
+  /** Rows scanned and moved per table (over every run of this plan, resumes included). */
+  tables: Record<string, { scanned: number; moved: number }>;
+  /** Rows scanned, all tables. */
+  scanned: number;
+  /** Rows moved, all tables. */
+  moved: number;
+  /** Whether this call resumed an unfinished plan. */
+  resumed: boolean;
+  /** Shard files deleted after shrinking. */
+  removedFiles: string[];
+  /** Wall time of this call, ms. */
+  durationMs: number;
+}
+
+/** The durable plan of a reshard, in `<dbDir>/reshard.json`. */
+export interface ReshardPlan {
+  /** Format version. */
+  format: 1;
+  /** A random id: markers of an earlier, abandoned plan never count. */
+  run: string;
+  /** The layout being left. */
+  from: StrategyDescriptor;
+  /** The layout being reached. */
+  to: StrategyDescriptor;
+  /** Shard files involved: max(from, to) shard counts. */
+  span: number;
+  /** Shards scanned for rows: the old ones (new shards start empty); all of them to roll back. */
+  scan: number;
+  /** `moving` until every row is placed; `committed` once the new map is written. */
+  state: "moving" | "committed";
+  /** Sharded tables in the order they move. */
+  tables: string[];
+  /** Where the scan stands: table index, shard, last rowid done (null: from the start). */
+  progress: { table: number; shard: number; lastRowid: number | string | null };
+  /** Counts so far. */
+  counts: Record<string, { scanned: number; moved: number }>;
+}
+
+/** What the reshard needs from its manager. */
+export interface ReshardContext {
+  /** The data directory. */
+  dbDir: string;
+  /** The persisted map (old layout). */
+  map: ShardMap;
+  /** A pool for any shard id in the span. */
+  pool(shardId: number): ConnectionPool;
+  /** Writes the plan atomically. */
+  writePlan(plan: ReshardPlan): void;
+  /** Removes the plan file. */
+  deletePlan(): void;
+  /** Writes the new map atomically (the commit point). */
+  commitMap(map: ShardMap): void;
+  /** Closes and deletes the files of a shard that no longer exists. */
+  removeShard(shardId: number): Promise<string[]>;
+}
+
+function quoteName(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function rowidText(value: SqlValue | undefined): number | string {
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value === "number") return value;
+  throw new InvalidQueryError("rowid", `unexpected rowid ${String(value)}`);
+}
+
+function rowidValue(value: number | string): number | bigint {
+  return typeof value === "string" ? BigInt(value) : value;
+}
+
+/** Starts a new plan from `from` to `to`. */
+export function newPlan(
+  map: ShardMap,
+  from: ShardingStrategy,
+  to: ShardingStrategy,
+): ReshardPlan {
+  return {
+    format: 1,
+    run: crypto.randomUUID(),
+    from: from.describe(),
+    to: to.describe(),
+    span: Math.max(from.numShards, to.numShards),
+    scan: from.numShards,
+    state: "moving",
+    tables: Object.keys(map.tables).sort(),
+    progress: { table: 0, shard: 0, lastRowid: null },
+    counts: {},
+  };
+}
+
+/** Checks every table can move before anything does. */
+async function preflight(context: ReshardContext, plan: ReshardPlan, fromCount: number) {
+  for (const table of plan.tables) {
+    const entry = context.map.tables[table];
+    if (entry === undefined || entry.shardKey === null) {
+      throw new ReshardError(
+        context.dbDir,
+        `table ${table} has no shard-key column, so its rows cannot be placed; give it one ` +
+          `(createTable with shardKey) or drop it before resharding. Nothing was moved.`,
+        table,
+      );
+    }
+    for (let shard = 0; shard < fromCount; shard++) {
+      await context.pool(shard).withConnection(async (c) => {
+        const exists = await c.get(
+          "SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = ?",
+          [table],
+        );
+        if (exists === undefined) return;
+        try {
+          await c.get(`SELECT rowid FROM ${quoteName(table)} LIMIT 0`);
+        } catch (error) {
+          throw new ReshardError(
+            context.dbDir,
+            `table ${table} has no rowid (WITHOUT ROWID tables cannot be resharded)`,
+            table,
+            { cause: error },
+          );
+        }
+      });
+    }
+  }
+}
+
+/** Creates the schema of shard 0 (tables, indexes) on shards that lack it. */
+async function copySchema(context: ReshardContext, span: number): Promise<void> {
+  const schema = await context.pool(0).withConnection((c) =>
+    c.all(
+      `SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+       AND name <> '${MARKERS}' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid`,
+    )
+  );
+  for (let shard = 1; shard < span; shard++) {
+    await context.pool(shard).withConnection(async (c) => {
+      for (const item of schema) {
+        const found = await c.get("SELECT 1 AS x FROM sqlite_schema WHERE name = ?", [
+          item.name as string,
+        ]);
+        if (found === undefined) await c.exec(item.sql as string);
+      }
+    });
+  }
+}
+
+async function countRows(context: ReshardContext, plan: ReshardPlan): Promise<number> {
+  let total = 0;
+  for (let shard = 0; shard < plan.span; shard++) {
+    await context.pool(shard).withConnection(async (c) => {
+      for (const table of plan.tables) {
+        const row = await c.get(`SELECT count(*) AS n FROM ${quoteName(table)}`);
+        total += Number(row?.n ?? 0);
+      }
+    });
+  }
+  return total;
+}
+
+/**
+ * Runs (or resumes) `plan` to completion. The caller has drained the manager's
+ * operations and holds them off until this resolves.
+ */
+export async function runReshard(
+  context: ReshardContext,
+  plan: ReshardPlan,
+  target: ShardingStrategy,
+  fromCount: number,
+  options: ReshardOptions,
+  resumed: boolean,
+): Promise<ReshardReport> {
+  const started = performance.now();
+  const batchSize = options.batchSize ?? 1_000;
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+  }
+  if (plan.state === "moving") {
+    await preflight(context, plan, fromCount);
+    // Durable before the first file is created or row moved.
+    context.writePlan(plan);
+    await copySchema(context, plan.span);
+    for (let shard = 0; shard < plan.span; shard++) {
+      await context.pool(shard).withConnection((c) =>
+        c.exec(
+          `CREATE TABLE IF NOT EXISTS ${MARKERS} (run TEXT, tbl TEXT, src INTEGER, rid INTEGER, ` +
+            `PRIMARY KEY (run, tbl, src, rid)) WITHOUT ROWID`,
+        )
+      );
+    }
+    const totalRows = await countRows(context, plan);
+    let scannedAll = Object.values(plan.counts).reduce((n, c) => n + c.scanned, 0);
+    let movedAll = Object.values(plan.counts).reduce((n, c) => n + c.moved, 0);
+    for (let t = plan.progress.table; t < plan.tables.length; t++) {
+      const table = plan.tables[t] as string;
+      const keyColumn = context.map.tables[table]?.shardKey as string;
+      const counts = plan.counts[table] ??= { scanned: 0, moved: 0 };
+      const firstShard = t === plan.progress.table ? plan.progress.shard : 0;
+      for (let source = firstShard; source < plan.scan; source++) {
+        // Rowids may be 0 or negative: null means "from the first row".
+        let last: number | string | null =
+          t === plan.progress.table && source === plan.progress.shard
+            ? plan.progress.lastRowid
+            : null;
+        for (;;) {
+          options.signal?.throwIfAborted();
+          const rows = await context.pool(source).withConnection((c) =>
+            last === null
+              ? c.all(
+                `SELECT rowid AS "__shardlite_rowid", * FROM ${quoteName(table)} ` +
+                  `ORDER BY rowid LIMIT ?`,
+                [batchSize],
+              )
+              : c.all(
+                `SELECT rowid AS "__shardlite_rowid", * FROM ${quoteName(table)} ` +
+                  `WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+                [rowidValue(last), batchSize],
+              )
+          ).catch((error) => {
+            // A shard without the table (created lazily, never written) has nothing to move.
+            if (/no such table/.test(String(error))) return [] as Row[];
+            throw error;
+          });
+          if (rows.length === 0) break;
+          const moving = new Map<number, Row[]>();
+          for (const row of rows) {
+            const key = row[keyColumn];
+            let destination: number;
+            try {
+              destination = target.getShardId(normalizeKey(key));
+            } catch (error) {
+              throw new ReshardError(
+                context.dbDir,
+                `a row of ${table} (rowid ${String(row.__shardlite_rowid)} on shard ${source}) ` +
+                  `has an unusable shard key ${String(key)}`,
+                table,
+                { cause: error },
+              );
+            }
+            if (destination === source) continue;
+            let list = moving.get(destination);
+            if (list === undefined) moving.set(destination, list = []);
+            list.push(row);
+          }
+          let movedHere = 0;
+          for (const [destination, list] of moving) {
+            await copyRows(context, plan, table, keyColumn, source, destination, list);
+            movedHere += list.length;
+          }
+          if (movedHere > 0) {
+            const ids = [...moving.values()].flat().map((r) =>
+              r.__shardlite_rowid as number | bigint
+            );
+            await context.pool(source).withConnection((c) =>
+              c.transaction(async (tx) => {
+                for (let i = 0; i < ids.length; i += 500) {
+                  const chunk = ids.slice(i, i + 500);
+                  await tx.run(
+                    `DELETE FROM ${quoteName(table)} WHERE rowid IN (${
+                      chunk.map(() => "?").join(",")
+                    })`,
+                    chunk,
+                  );
+                }
+              })
+            );
+          }
+          last = rowidText(rows[rows.length - 1]?.__shardlite_rowid);
+          counts.scanned += rows.length;
+          counts.moved += movedHere;
+          scannedAll += rows.length;
+          movedAll += movedHere;
+          plan.progress = { table: t, shard: source, lastRowid: last };
+          context.writePlan(plan);
+          options.onProgress?.({
+            table,
+            shardId: source,
+            scanned: scannedAll,
+            moved: movedAll,
+            totalRows,
+          });
+        }
+        plan.progress = { table: t, shard: source + 1, lastRowid: null };
+        context.writePlan(plan);
+      }
+      plan.progress = { table: t + 1, shard: 0, lastRowid: null };
+      context.writePlan(plan);
+    }
+    // The commit point: from here the directory's layout is the new one.
+    context.commitMap({
+      ...context.map,
+      numShards: target.numShards,
+      strategy: target.describe(),
+    });
+    plan.state = "committed";
+    context.writePlan(plan);
+  }
+  for (let shard = 0; shard < target.numShards; shard++) {
+    await context.pool(shard).withConnection((c) => c.exec(`DROP TABLE IF EXISTS ${MARKERS}`));
+  }
+  const removedFiles: string[] = [];
+  for (let shard = target.numShards; shard < plan.span; shard++) {
+    removedFiles.push(...await context.removeShard(shard));
+  }
+  context.deletePlan();
+  const tables = structuredClone(plan.counts);
+  for (const table of plan.tables) tables[table] ??= { scanned: 0, moved: 0 };
+  return {
+    from: plan.from,
+    to: plan.to,
+    tables,
+    scanned: Object.values(tables).reduce((n, c) => n + c.scanned, 0),
+    moved: Object.values(tables).reduce((n, c) => n + c.moved, 0),
+    resumed,
+    removedFiles,
+    durationMs: performance.now() - started,
+  };
+}
+
+/** Copies rows into `destination` with their markers, in one transaction; skips rows already copied. */
+async function copyRows(
+  context: ReshardContext,
+  plan: ReshardPlan,
+  table: string,
+  keyColumn: string,
+  source: number,
+  destination: number,
+  rows: Row[],
+): Promise<void> {
+  await context.pool(destination).withConnection((c) =>
+    c.transaction(async (tx) => {
+      for (const row of rows) {
+        const rowid = row.__shardlite_rowid as number | bigint;
+        const marker = await tx.get(
+          `SELECT 1 AS x FROM ${MARKERS} WHERE run = ? AND tbl = ? AND src = ? AND rid = ?`,
+          [plan.run, table, source, rowid],
+        );
+        if (marker !== undefined) continue;
+        const columns = Object.keys(row).filter((c) => c !== "__shardlite_rowid");
+        try {
+          await tx.run(
+            `INSERT INTO ${quoteName(table)} (${columns.map(quoteName).join(", ")}) VALUES (${
+              columns.map(() => "?").join(", ")
+            })`,
+            columns.map((column) => row[column] as SqlValue),
+          );
+        } catch (error) {
+          if (/UNIQUE constraint failed/.test(String(error))) {
+            throw new ReshardError(
+              context.dbDir,
+              `row with ${keyColumn} = ${String(row[keyColumn])} of table ${table} collides ` +
+                `with a row already on shard ${destination} (a unique key that is not the ` +
+                `shard key repeats across shards). Nothing was lost: the row is still on ` +
+                `shard ${source}. Resolve the duplicate, then resume the reshard.`,
+              table,
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+        await tx.run(`INSERT INTO ${MARKERS} (run, tbl, src, rid) VALUES (?, ?, ?, ?)`, [
+          plan.run,
+          table,
+          source,
+          rowid,
+        ]);
+      }
+    })
+  );
+}
