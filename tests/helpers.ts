@@ -43,10 +43,11 @@ export function eventCollector(): {
   };
 }
 
-/** Resolves with the settled state of a promise without waiting for it. */
+/** Whether a promise has settled, without waiting for it. */
 export async function settledState(p: Promise<unknown>): Promise<"pending" | "settled"> {
   const marker = Symbol("pending");
-  const result = await Promise.race([p.then(() => null, () => null), Promise.resolve(marker)]);
+  // Race `p` itself: an already-settled `p` is subscribed first and wins the race.
+  const result = await Promise.race([p, Promise.resolve(marker)]).catch(() => null);
   return result === marker ? "pending" : "settled";
 }
 

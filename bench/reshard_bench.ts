@@ -1,0 +1,56 @@
+/**
+ * Resharding throughput: grow 4 -> 5 hash shards holding 1,000,000 rows.
+ *
+ *   npx --yes deno@2.9.6 bench --allow-read --allow-write bench/reshard_bench.ts
+ */
+
+import { ShardManager } from "../mod.ts";
+
+const ROWS = 1_000_000;
+const dir = Deno.makeTempDirSync({ prefix: "shardlite-reshard-bench-" });
+const pool = { fileCheckIntervalMs: 0 };
+let round = 0;
+let lastReport = "";
+
+Deno.bench({
+  group: "reshard 4 -> 5, 1M rows",
+  name: "ShardManager.reshard(5)",
+  n: 2,
+  warmup: 0,
+  async fn(b) {
+    const dbDir = `${dir}/r${round++}`;
+    await using manager = new ShardManager({ numShards: 4, dbDir, pool });
+    await manager.createTable(
+      "users",
+      { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" },
+      {
+        shardKey: "id",
+      },
+    );
+    for (let from = 1; from <= ROWS; from += 100_000) {
+      await manager.insertMany(
+        "users",
+        Array.from(
+          { length: 100_000 },
+          (_, i) => ({ id: from + i, name: `user${from + i}`, age: (from + i) % 80 }),
+        ),
+      );
+    }
+    b.start();
+    const report = await manager.reshard(5, { batchSize: 5_000 });
+    b.end();
+    const seconds = report.durationMs / 1000;
+    lastReport = `reshard 4 -> 5: scanned ${report.scanned}, moved ${report.moved} rows in ${
+      seconds.toFixed(2)
+    } s = ${Math.round(report.moved / seconds).toLocaleString("en-US")} rows moved/s, ${
+      Math.round(report.scanned / seconds).toLocaleString("en-US")
+    } rows scanned/s`;
+    await manager.shutdown();
+    await Deno.remove(dbDir, { recursive: true });
+  },
+});
+
+globalThis.addEventListener("unload", () => {
+  console.log(lastReport);
+  Deno.removeSync(dir, { recursive: true });
+});
