@@ -44,6 +44,20 @@ export {
   type ShardStats,
 } from "./src/api/manager.ts";
 export { shutdown } from "./src/api/shutdown.ts";
+export {
+  BACKUP_FORMAT,
+  BACKUP_MANIFEST_FILE,
+  type BackupFileEntry,
+  type BackupManifest,
+  type BackupOptions,
+  type BackupProgress,
+  type BackupReport,
+  backupShards,
+  type RestoreOptions,
+  type RestoreProgress,
+  type RestoreReport,
+  restoreShards,
+} from "./src/api/backup.ts";
 export type {
   ReshardOptions,
   ReshardPlan,

@@ -47,6 +47,14 @@ import {
   writeShardMap,
 } from "./shard_map.ts";
 import {
+  type BackupOptions,
+  type BackupReport,
+  backupShards,
+  type RestoreOptions,
+  type RestoreReport,
+  restoreShards,
+} from "./backup.ts";
+import {
   newPlan,
   RESHARD_PLAN_FILE,
   type ReshardOptions,
@@ -572,6 +580,40 @@ export class ShardManager implements ShardSource {
       }),
     );
     return results.every(Boolean);
+  }
+
+  /** Runs `fn` as an operation: it waits for a running reshard, and a reshard waits for it. */
+  async #admitted<T>(fn: () => Promise<T>): Promise<T> {
+    while (!this.isReady) await this.ready();
+    this.enter();
+    try {
+      return await fn();
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * Writes a consistent snapshot of every shard (`VACUUM INTO`) plus the shard map and a
+   * manifest with checksums into `destDir`, which must be empty or missing. With
+   * `pointInTime`, writes on every shard pause while the shards are copied, so the backup
+   * is one global point in time; the report says for how long (`pausedMs`).
+   */
+  backup(destDir: string, options?: BackupOptions): Promise<BackupReport> {
+    return this.#admitted(() => backupShards(this, destDir, options));
+  }
+
+  /**
+   * Restores a backup into `dbDir`, verifying every file first (manifest, checksums,
+   * `integrity_check`, map). Refuses a non-empty `dbDir` unless `overwrite: true`, and a
+   * directory another process (or manager) owns.
+   */
+  static restore(
+    backupDir: string,
+    dbDir: string,
+    options?: RestoreOptions,
+  ): Promise<RestoreReport> {
+    return restoreShards(backupDir, dbDir, options);
   }
 
   /**

@@ -155,6 +155,8 @@ class WasmHandle implements DriverHandle {
       const columns = inner._getColumnNames();
       const rows: Row[] = [];
       while (inner._step()) rows.push(inner._getRow(columns, false));
+      // Reset at once: some statements (EXPLAIN ...) keep a table lock until reset.
+      inner._reset();
       return rows;
     } catch (error) {
       inner._reset();
@@ -200,6 +202,7 @@ class WasmHandle implements DriverHandle {
         for (let i = 0; i < keys.length; i++) row[i] = object[keys[i] as string] as SqlValue;
         rows.push(row);
       }
+      inner._reset();
       return { columns, rows };
     } catch (error) {
       inner._reset();
