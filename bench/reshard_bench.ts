@@ -1,5 +1,6 @@
 /**
- * Resharding throughput: grow 4 -> 5 hash shards holding 1,000,000 rows.
+ * Resharding throughput (grow 4 -> 5 hash shards holding 1,000,000 rows) and backup
+ * throughput (VACUUM INTO of 4 shards holding 1,000,000 rows).
  *
  *   npx --yes deno@2.9.6 bench --allow-read --allow-write bench/reshard_bench.ts
  */
@@ -50,7 +51,43 @@ Deno.bench({
   },
 });
 
+const backupSource = new ShardManager({ numShards: 4, dbDir: `${dir}/backup-source`, pool });
+await backupSource.createTable(
+  "users",
+  { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" },
+  {
+    shardKey: "id",
+  },
+);
+for (let from = 1; from <= ROWS; from += 100_000) {
+  await backupSource.insertMany(
+    "users",
+    Array.from(
+      { length: 100_000 },
+      (_, i) => ({ id: from + i, name: `user${from + i}`, age: (from + i) % 80 }),
+    ),
+  );
+}
+let lastBackup = "";
+Deno.bench({
+  group: "backup 4 shards, 1M rows",
+  name: "ShardManager.backup",
+  n: 3,
+  warmup: 1,
+  async fn(b) {
+    const dest = `${dir}/backup-${round++}`;
+    b.start();
+    const report = await backupSource.backup(dest);
+    b.end();
+    lastBackup = `backup: ${(report.bytes / 1e6).toFixed(1)} MB in ${
+      (report.durationMs / 1000).toFixed(2)
+    } s = ${report.megabytesPerSecond.toFixed(1)} MB/s`;
+    await Deno.remove(dest, { recursive: true });
+  },
+});
+
 globalThis.addEventListener("unload", () => {
   console.log(lastReport);
+  console.log(lastBackup);
   Deno.removeSync(dir, { recursive: true });
 });

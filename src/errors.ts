@@ -174,10 +174,17 @@ export class ForeignLeaseError extends ShardliteError {
 export class ShardFileMissingError extends ShardliteError {
   /** The shard file. */
   readonly path: string;
-  /** `deleted` when the path no longer exists, `replaced` when it is another file now. */
-  readonly reason: "deleted" | "replaced";
+  /**
+   * `deleted` when the path no longer exists, `replaced` when it is another file now,
+   * `truncated` when it lost its SQLite header (emptied or overwritten).
+   */
+  readonly reason: "deleted" | "replaced" | "truncated";
   /** Creates the error. */
-  constructor(path: string, reason: "deleted" | "replaced", options?: ErrorOptions) {
+  constructor(
+    path: string,
+    reason: "deleted" | "replaced" | "truncated",
+    options?: ErrorOptions,
+  ) {
     super(
       `${path} was ${reason} while the pool had it open; writes since then may be lost ` +
         `and no empty database was created in its place. Restore the file (or close the ` +

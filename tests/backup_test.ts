@@ -397,32 +397,3 @@ Deno.test("pointInTime pauses writes on every shard at once and reports pausedMs
   await using restored = new ShardManager({ numShards: 4, dbDir: `${dir.path}/restored` });
   assert.equal(await restored.count("t"), total);
 });
-
-Deno.test({
-  name: "backup throughput on 100k rows (printed for the README)",
-  ignore: Deno.env.get("SHARDLITE_STRESS") !== "1",
-  async fn() {
-    await using dir = await tempDir();
-    await using manager = new ShardManager({ numShards: 4, dbDir: `${dir.path}/data` });
-    await manager.createTable(
-      "users",
-      { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" },
-      {
-        shardKey: "id",
-      },
-    );
-    await manager.insertMany(
-      "users",
-      Array.from({ length: 100_000 }, (_, i) => ({ id: i + 1, name: `user-${i}`, age: i % 90 })),
-    );
-    for (const pointInTime of [false, true]) {
-      const r = await backupShards(manager, `${dir.path}/b${pointInTime}`, { pointInTime });
-      console.log(
-        `backup of 100k rows${pointInTime ? " (pointInTime)" : ""}: ${
-          (r.bytes / 1e6).toFixed(2)
-        } MB in ${r.durationMs.toFixed(0)} ms = ${r.megabytesPerSecond.toFixed(1)} MB/s` +
-          (r.pausedMs !== undefined ? `, writes paused ${r.pausedMs.toFixed(1)} ms` : ""),
-      );
-    }
-  },
-});

@@ -448,23 +448,23 @@ export class ShardManager implements ShardSource {
   }
 
   /** SUM(column) over every shard (NULL when no row has a value). */
-  sum(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return this.#one(table, `SUM(${validateIdentifier(column, "column")})`, where);
+  async sum(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return await this.#one(table, `SUM(${validateIdentifier(column, "column")})`, where);
   }
 
   /** AVG(column) over every shard: total SUM / total COUNT. */
-  avg(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return this.#one(table, `AVG(${validateIdentifier(column, "column")})`, where);
+  async avg(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return await this.#one(table, `AVG(${validateIdentifier(column, "column")})`, where);
   }
 
   /** MIN(column) over every shard. */
-  min(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return this.#one(table, `MIN(${validateIdentifier(column, "column")})`, where);
+  async min(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return await this.#one(table, `MIN(${validateIdentifier(column, "column")})`, where);
   }
 
   /** MAX(column) over every shard. */
-  max(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return this.#one(table, `MAX(${validateIdentifier(column, "column")})`, where);
+  async max(table: string, column: string, where?: Where): Promise<SqlValue> {
+    return await this.#one(table, `MAX(${validateIdentifier(column, "column")})`, where);
   }
 
   /**
@@ -570,10 +570,19 @@ export class ShardManager implements ShardSource {
           return true;
         }
         try {
-          const row = await this.getPool(shardId).withConnection((c) =>
-            c.get("PRAGMA quick_check")
-          );
-          return row?.["quick_check"] === "ok";
+          return await this.getPool(shardId).withConnection(async (c) => {
+            const check = await c.get("PRAGMA quick_check");
+            if (check?.["quick_check"] !== "ok") return false;
+            // An emptied file checks "ok": it must still hold every table of the map.
+            for (const table of Object.keys(this.#map?.tables ?? {})) {
+              const found = await c.get(
+                "SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
+                [table],
+              );
+              if (found === undefined) return false;
+            }
+            return true;
+          });
         } catch {
           return false;
         }

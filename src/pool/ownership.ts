@@ -87,10 +87,26 @@ export class OwnerLock {
         file.close();
         continue;
       }
-      file.truncateSync(0);
-      file.writeSync(
-        encoder.encode(JSON.stringify({ pid: Deno.pid, since: new Date().toISOString() })),
-      );
+      try {
+        file.truncateSync(0);
+        file.writeSync(
+          encoder.encode(JSON.stringify({ pid: Deno.pid, since: new Date().toISOString() })),
+        );
+      } catch (error) {
+        // A full disk: leave no locked file and no owner file behind.
+        try {
+          Deno.removeSync(ownerPath);
+        } catch {
+          // Nothing to clean.
+        }
+        file.close();
+        throw new ShardOpenError(
+          dbPath,
+          `cannot write the owner file ${ownerPath} (${(error as Error).message}); free ` +
+            `disk space and retry`,
+          { cause: error },
+        );
+      }
       return new OwnerLock(dbPath, ownerPath, file, inode);
     }
     throw new ShardOpenError(dbPath, `the owner file ${ownerPath} keeps changing; retry`);

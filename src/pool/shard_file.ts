@@ -94,6 +94,30 @@ function isBrokenHandleError(error: unknown): boolean {
   return error instanceof Error && BROKEN_PATTERN.test(error.message);
 }
 
+const SQLITE_MAGIC = new TextEncoder().encode("SQLite format 3\0");
+
+/** Whether `path` is a file that starts with SQLite's header (false when missing). */
+function hasSqliteHeader(path: string): boolean {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    const header = new Uint8Array(SQLITE_MAGIC.length);
+    let read = 0;
+    while (read < header.length) {
+      const n = file.readSync(header.subarray(read));
+      if (n === null || n === 0) return false;
+      read += n;
+    }
+    return header.every((byte, i) => byte === SQLITE_MAGIC[i]);
+  } finally {
+    file.close();
+  }
+}
+
 const registry = new Map<string, ShardFile>();
 
 function registryKey(path: string): string {
@@ -255,13 +279,14 @@ export class ShardFile {
   /** Periodic check: the file still there and the same; the handle validated when idle. */
   #check(): void {
     if (this.#closed || this.#failure !== null) return;
-    let reason: "deleted" | "replaced" | null = null;
+    let reason: "deleted" | "replaced" | "truncated" | null = null;
     try {
       const info = Deno.statSync(this.path);
       if (
         this.#identity !== null &&
         (info.ino !== this.#identity.ino || info.dev !== this.#identity.dev)
       ) reason = "replaced";
+      else if (!hasSqliteHeader(this.path)) reason = "truncated";
     } catch {
       reason = "deleted";
     }
@@ -330,12 +355,8 @@ export class ShardFile {
   #ensureHandle(): DriverHandle {
     if (this.#closed) throw new ShardOpenError(this.path, "the shard file was closed");
     if (this.#failure !== null) {
-      let exists = false;
-      try {
-        exists = Deno.statSync(this.path).isFile;
-      } catch {
-        exists = false;
-      }
+      // Reopen only a real database: never an emptied file SQLite would take as new.
+      const exists = hasSqliteHeader(this.path);
       if (!exists || !this.#failureReported) {
         this.#failureReported = true;
         throw this.#failure;
