@@ -326,19 +326,56 @@ export class Router {
       const BATCH = 1_000;
       const groups = new Map<number, { sql: string; rows: SqlValue[][] }[]>();
       const column = this.#source.getShardKeyColumn(table);
+      const strategy = this.#strategy;
       let previous: { sql: string; columns: string[] } | undefined;
+      let runs: { sql: string; rows: SqlValue[][] }[] | undefined;
+      let runsShard = -1;
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i] as Readonly<Record<string, SqlInput>>;
-        const shardId = this.strategy.getShardId(this.#keyForRow(table, row, keys?.[i], column));
-        const statement = this.#insertStatement(table, row, previous);
+        const given = keys?.[i];
+        // The common case, a safe-integer shard key in the row, skips the general checks.
+        const fromRow = given === undefined && column !== undefined && typeof row === "object" &&
+            row !== null
+          ? row[column]
+          : undefined;
+        const key = typeof fromRow === "number" && Number.isSafeInteger(fromRow)
+          ? (fromRow === 0 ? 0 : fromRow)
+          : this.#keyForRow(table, row, given, column);
+        const shardId = strategy.getShardId(key);
+        // Same columns as the previous row (the usual bulk case): reuse its SQL, bind directly.
+        let statement: { sql: string; params: SqlValue[]; columns: string[] } | undefined;
+        if (previous !== undefined) {
+          const names = previous.columns;
+          let count = 0;
+          let same = true;
+          for (const name in row) {
+            if (names[count++] !== name) {
+              same = false;
+              break;
+            }
+          }
+          if (same && count === names.length) {
+            const params = new Array<SqlValue>(count);
+            for (let c = 0; c < count; c++) {
+              const name = names[c] as string;
+              params[c] = toSqlValue(row[name], name);
+            }
+            statement = { sql: previous.sql, params, columns: names };
+          }
+        }
+        statement ??= this.#insertStatement(table, row, previous);
         previous = statement;
-        let runs = groups.get(shardId);
-        if (runs === undefined) groups.set(shardId, runs = []);
-        const last = runs[runs.length - 1];
+        if (shardId !== runsShard) {
+          runs = groups.get(shardId);
+          if (runs === undefined) groups.set(shardId, runs = []);
+          runsShard = shardId;
+        }
+        const list = runs as { sql: string; rows: SqlValue[][] }[];
+        const last = list[list.length - 1];
         if (last !== undefined && last.sql === statement.sql && last.rows.length < BATCH) {
           last.rows.push(statement.params);
         } else {
-          runs.push({ sql: statement.sql, rows: [statement.params] });
+          list.push({ sql: statement.sql, rows: [statement.params] });
         }
       }
       const shardIds = [...groups.keys()].sort((a, b) => a - b);
