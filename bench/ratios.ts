@@ -114,7 +114,10 @@ async function report(
     create: () => Promise.resolve({}),
     destroy: () => Promise.resolve(),
   }, { max: 4, min: 0 });
-  async function contended(acquire: () => Promise<unknown>, release: (r: never) => unknown) {
+  const contended = async (
+    acquire: () => Promise<unknown>,
+    release: (r: never) => unknown,
+  ): Promise<number> => {
     const t = performance.now();
     for (let round = 0; round < 200; round++) {
       const tasks = new Array<Promise<void>>(100);
@@ -128,7 +131,7 @@ async function report(
       await Promise.all(tasks);
     }
     return (performance.now() - t) * 1000 / 20_000;
-  }
+  };
   await report(
     "100 tasks on 4 slots, µs per lease",
     () => contended(() => gp.acquire(), (r) => gp.release(r)),
