@@ -228,3 +228,25 @@ Deno.test(`kill -9 in the middle of a reshard, ${CYCLES} times: it resumes, ever
   }
   assert.ok(killed >= 1, "at least one child was killed mid-reshard");
 });
+
+Deno.test("an aborted reshard stays pending and resumable; resuming completes it", async () => {
+  await using dir = await tempDir();
+  await fill(dir.path, 2, 2_000);
+  await using manager = new ShardManager({ numShards: 2, dbDir: dir.path });
+  const before = await fingerprint(manager);
+  const controller = new AbortController();
+  const reason = new Error("operator pressed ctrl-c");
+  const error = await manager.reshard(3, {
+    batchSize: 100,
+    signal: controller.signal,
+    onProgress: () => controller.abort(reason),
+  }).then(() => null, (e: unknown) => e);
+  assert.equal(error, reason);
+  assert.deepEqual(manager.pendingReshard?.to, { type: "hash", numShards: 3 });
+  await assert.rejects(manager.count("users"), ReshardError);
+  const report = await manager.reshard(3);
+  assert.equal(report.resumed, true);
+  assert.equal(manager.numShards, 3);
+  assert.deepEqual(await fingerprint(manager), before);
+  await everyRowWhereItBelongs(manager);
+});
