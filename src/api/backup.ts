@@ -28,7 +28,13 @@ import {
 } from "../routing/strategies.ts";
 import type { ShardManager } from "./manager.ts";
 import { RESHARD_PLAN_FILE } from "./reshard.ts";
-import { readShardMap, SHARD_MAP_FILE, type ShardMap, writeShardMap } from "./shard_map.ts";
+import {
+  readShardMap,
+  SHARD_MAP_FILE,
+  type ShardMap,
+  writeJsonAtomic,
+  writeShardMap,
+} from "./shard_map.ts";
 
 /** The manifest's format version. */
 export const BACKUP_FORMAT = 1;
@@ -375,7 +381,7 @@ async function writeBackup(
     shardMap: SHARD_MAP_FILE,
     files,
   };
-  writeJsonAtomically(`${dest}/${BACKUP_MANIFEST_FILE}`, manifest);
+  writeJsonAtomic(`${dest}/${BACKUP_MANIFEST_FILE}`, manifest);
   fsyncDirectory(dest);
 
   const durationMs = performance.now() - started;
@@ -430,20 +436,6 @@ async function copyPaused(manager: ShardManager, ids: number[], staging: string)
     }
   }
   return performance.now() - (pauseStarted ?? performance.now());
-}
-
-const encoder = new TextEncoder();
-
-function writeJsonAtomically(path: string, value: unknown): void {
-  const temporary = `${path}.tmp`;
-  const file = Deno.openSync(temporary, { write: true, createNew: true, mode: 0o600 });
-  try {
-    file.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
-    file.syncSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(temporary, path);
 }
 
 async function removeIfExists(path: string): Promise<void> {
