@@ -12,7 +12,7 @@ import { ConnectionPool, ShardManager } from "../mod.ts";
 
 const { Database } = sqlite;
 const dir = Deno.makeTempDirSync({ prefix: "shardlite-ratios-" });
-const ROUNDS = 9;
+const ROUNDS = 15;
 const pool = { fileCheckIntervalMs: 0 };
 const USERS = { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" };
 

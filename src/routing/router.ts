@@ -324,12 +324,11 @@ export class Router {
       // Validate and route everything before anything is written. Each shard gets runs of
       // consecutive rows sharing one statement, at most BATCH rows a run.
       const BATCH = 1_000;
-      const groups = new Map<number, { sql: string; rows: SqlValue[][] }[]>();
+      // Runs per shard, indexed by shard id.
+      const groups: ({ sql: string; rows: SqlValue[][] }[] | undefined)[] = [];
       const column = this.#source.getShardKeyColumn(table);
       const strategy = this.#strategy;
       let previous: { sql: string; columns: string[] } | undefined;
-      let runs: { sql: string; rows: SqlValue[][] }[] | undefined;
-      let runsShard = -1;
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i] as Readonly<Record<string, SqlInput>>;
         const given = keys?.[i];
@@ -343,7 +342,7 @@ export class Router {
           : this.#keyForRow(table, row, given, column);
         const shardId = strategy.getShardId(key);
         // Same columns as the previous row (the usual bulk case): reuse its SQL, bind directly.
-        let statement: { sql: string; params: SqlValue[]; columns: string[] } | undefined;
+        let params: SqlValue[] | undefined;
         if (previous !== undefined) {
           const names = previous.columns;
           let count = 0;
@@ -355,30 +354,32 @@ export class Router {
             }
           }
           if (same && count === names.length) {
-            const params = new Array<SqlValue>(count);
+            params = new Array<SqlValue>(count);
             for (let c = 0; c < count; c++) {
               const name = names[c] as string;
               params[c] = toSqlValue(row[name], name);
             }
-            statement = { sql: previous.sql, params, columns: names };
           }
         }
-        statement ??= this.#insertStatement(table, row, previous);
-        previous = statement;
-        if (shardId !== runsShard) {
-          runs = groups.get(shardId);
-          if (runs === undefined) groups.set(shardId, runs = []);
-          runsShard = shardId;
+        if (params === undefined || previous === undefined) {
+          const statement = this.#insertStatement(table, row, previous);
+          previous = { sql: statement.sql, columns: statement.columns };
+          params = statement.params;
         }
-        const list = runs as { sql: string; rows: SqlValue[][] }[];
+        const sql = previous.sql;
+        let list = groups[shardId];
+        if (list === undefined) groups[shardId] = list = [];
         const last = list[list.length - 1];
-        if (last !== undefined && last.sql === statement.sql && last.rows.length < BATCH) {
-          last.rows.push(statement.params);
+        if (last !== undefined && last.sql === sql && last.rows.length < BATCH) {
+          last.rows.push(params);
         } else {
-          list.push({ sql: statement.sql, rows: [statement.params] });
+          list.push({ sql, rows: [params] });
         }
       }
-      const shardIds = [...groups.keys()].sort((a, b) => a - b);
+      const shardIds: number[] = [];
+      groups.forEach((list, shardId) => {
+        if (list !== undefined) shardIds.push(shardId);
+      });
       const leases: PooledConnection[] = [];
       const pools: ConnectionPool[] = [];
       try {
@@ -395,7 +396,7 @@ export class Router {
           try {
             await conn.exec("BEGIN IMMEDIATE");
             // One call per run; the event loop gets a turn between runs.
-            for (const run of groups.get(shardId) ?? []) await conn.runMany(run.sql, run.rows);
+            for (const run of groups[shardId] ?? []) await conn.runMany(run.sql, run.rows);
           } catch (error) {
             throw new ShardOperationError(shardId, conn.path, error);
           }
