@@ -436,3 +436,21 @@ Deno.test("getShardStats counts rows and includes the WAL in the size", async ()
     assert.ok(s.pool !== null && s.pool.totalLeases > 0);
   }
 });
+
+Deno.test("table names ignore case as SQLite does; a table's shard key cannot change", async () => {
+  await using dir = await tempDir();
+  await using manager = await seeded(dir.path);
+  // "USERS" is the table "users": key routing still filters by its shard key.
+  assert.deepEqual((await manager.select("USERS", { key: 3 })).map((r) => r.id), [3]);
+  assert.equal(manager.getShardKeyColumn("Users"), "id");
+  await manager.createTable("Users", USERS, { shardKey: "id" }); // same table, same key: no-op
+  assert.deepEqual(Object.keys(manager.getShardInfo().tables), ["users"]);
+  await assert.rejects(
+    manager.createTable("users", USERS, { shardKey: "name" }),
+    (e: unknown) =>
+      e instanceof InvalidQueryError && /users already exists with shard key id/.test(e.message),
+  );
+  assert.equal(manager.getShardKeyColumn("users"), "id");
+  await manager.dropTable("USERS");
+  assert.deepEqual(manager.getShardInfo().tables, {});
+});

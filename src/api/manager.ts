@@ -333,7 +333,18 @@ export class ShardManager implements ShardSource {
 
   /** The shard-key column recorded for `table`, if any. */
   getShardKeyColumn(table: string): string | undefined {
-    return this.#map?.tables[table]?.shardKey ?? undefined;
+    const tables = this.#map?.tables;
+    if (tables === undefined) return undefined;
+    const entry = tables[table] ?? tables[this.#recordedName(table) ?? ""];
+    return entry?.shardKey ?? undefined;
+  }
+
+  /** The name the map records for `table`: SQLite table names ignore ASCII case. */
+  #recordedName(table: string): string | undefined {
+    const tables = this.#map?.tables ?? {};
+    if (Object.hasOwn(tables, table)) return table;
+    const lower = table.toLowerCase();
+    return Object.keys(tables).find((name) => name.toLowerCase() === lower);
   }
 
   /** The shard `key` maps to. */
@@ -373,9 +384,21 @@ export class ShardManager implements ShardSource {
       }
     }
     await this.ready();
+    const recorded = this.#recordedName(table);
+    if (recorded !== undefined) {
+      // Changing a table's shard key would route new rows differently from existing ones.
+      const existing = this.#map?.tables[recorded]?.shardKey ?? null;
+      if (existing !== (shardKey ?? null)) {
+        throw new InvalidQueryError(
+          "shardKey",
+          `table ${recorded} already exists with shard key ${existing ?? "(none)"}; its rows ` +
+            `are placed by it. Drop the table, or create it under another name`,
+        );
+      }
+    }
     await this.#router.routeEachShard((c) => c.exec(statement.sql));
     await this.#persistTables((tables) => {
-      tables[table] = { shardKey: shardKey ?? null };
+      tables[recorded ?? table] = { shardKey: shardKey ?? null };
     });
   }
 
@@ -392,7 +415,7 @@ export class ShardManager implements ShardSource {
     const statement = buildDropTable(table, { ifExists: options.ifExists ?? true });
     await this.#router.routeEachShard((c) => c.exec(statement.sql));
     await this.#persistTables((tables) => {
-      delete tables[table];
+      delete tables[this.#recordedName(table) ?? table];
     });
   }
 
