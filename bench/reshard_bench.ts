@@ -13,6 +13,22 @@ const pool = { fileCheckIntervalMs: 0 };
 let round = 0;
 let lastReport = "";
 
+/** Creates `users` with a shard key and inserts ROWS rows in batches of 100k. */
+async function fillUsers(manager: ShardManager): Promise<void> {
+  await manager.createTable("users", { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" }, {
+    shardKey: "id",
+  });
+  for (let from = 1; from <= ROWS; from += 100_000) {
+    await manager.insertMany(
+      "users",
+      Array.from(
+        { length: 100_000 },
+        (_, i) => ({ id: from + i, name: `user${from + i}`, age: (from + i) % 80 }),
+      ),
+    );
+  }
+}
+
 Deno.bench({
   group: "reshard 4 -> 5, 1M rows",
   name: "ShardManager.reshard(5)",
@@ -21,22 +37,7 @@ Deno.bench({
   async fn(b) {
     const dbDir = `${dir}/r${round++}`;
     await using manager = new ShardManager({ numShards: 4, dbDir, pool });
-    await manager.createTable(
-      "users",
-      { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" },
-      {
-        shardKey: "id",
-      },
-    );
-    for (let from = 1; from <= ROWS; from += 100_000) {
-      await manager.insertMany(
-        "users",
-        Array.from(
-          { length: 100_000 },
-          (_, i) => ({ id: from + i, name: `user${from + i}`, age: (from + i) % 80 }),
-        ),
-      );
-    }
+    await fillUsers(manager);
     b.start();
     const report = await manager.reshard(5, { batchSize: 5_000 });
     b.end();
@@ -52,22 +53,7 @@ Deno.bench({
 });
 
 const backupSource = new ShardManager({ numShards: 4, dbDir: `${dir}/backup-source`, pool });
-await backupSource.createTable(
-  "users",
-  { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" },
-  {
-    shardKey: "id",
-  },
-);
-for (let from = 1; from <= ROWS; from += 100_000) {
-  await backupSource.insertMany(
-    "users",
-    Array.from(
-      { length: 100_000 },
-      (_, i) => ({ id: from + i, name: `user${from + i}`, age: (from + i) % 80 }),
-    ),
-  );
-}
+await fillUsers(backupSource);
 let lastBackup = "";
 Deno.bench({
   group: "backup 4 shards, 1M rows",

@@ -1,5 +1,6 @@
 /** Shared test helpers: temporary directories and event collectors. */
 
+import sqlite from "node-sqlite3-wasm";
 import { type Driver, type DriverHandle, type PoolEvent, wasmDriver } from "../mod.ts";
 
 /** A temporary directory removed at `await using` scope exit. */
@@ -68,4 +69,59 @@ export function closableDriver(): { driver: Driver; handles: DriverHandle[] } {
     },
   };
   return { driver, handles };
+}
+
+/** A small deterministic PRNG (mulberry32): the same seed gives the same sequence. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** An in-memory node-sqlite3-wasm database. */
+export type MemoryDb = InstanceType<typeof sqlite.Database>;
+
+/** Runs `fn` with an in-memory database, closed afterwards. */
+export function withMemoryDb<T>(fn: (db: MemoryDb) => T): T {
+  const db = new sqlite.Database();
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+/**
+ * Spawns `deno run` on `tests/fixtures/<script>` with the project's config, piped
+ * stdin/stdout/stderr, `--allow-read --allow-write` plus `extraFlags`.
+ */
+export function spawnFixture(
+  script: string,
+  args: readonly string[],
+  options: { extraFlags?: readonly string[]; env?: Record<string, string> } = {},
+): Deno.ChildProcess {
+  const path = new URL(`./fixtures/${script}`, import.meta.url).pathname;
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      `--config=${CONFIG}`,
+      "--allow-read",
+      "--allow-write",
+      ...(options.extraFlags ?? []),
+      path,
+      ...args,
+    ],
+    ...(options.env === undefined ? {} : { env: options.env }),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
 }

@@ -12,7 +12,7 @@ import {
   PoolOverloadedError,
   ShardManager,
 } from "../mod.ts";
-import { settledState, tempDir, tick } from "./helpers.ts";
+import { prng, settledState, tempDir, tick } from "./helpers.ts";
 
 const STRESS = Deno.env.get("SHARDLITE_STRESS") === "1";
 
@@ -114,18 +114,6 @@ Deno.test("a burst of 100,000 requests: 4 leased, 1,000 wait, 98,996 refused at 
   assert.equal(stats.activeConnections, 0);
   assert.ok(stats.totalConnectionsCreated <= MAX);
 });
-
-/** A small deterministic PRNG (mulberry32), so the op mix is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;

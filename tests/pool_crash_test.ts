@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { ConnectionPool, ShardLockedError } from "../mod.ts";
-import { tempDir } from "./helpers.ts";
+import { prng, tempDir } from "./helpers.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const CONFIG = `${ROOT}deno.json`;
@@ -22,18 +22,6 @@ async function isPending(p: Promise<unknown>): Promise<boolean> {
   const marker = Symbol("pending");
   const winner = await Promise.race([p, Promise.resolve(marker)]).catch(() => null);
   return winner === marker;
-}
-
-/** A deterministic PRNG (mulberry32), so a failing cycle can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A fixture child whose stdout is read line by line. */

@@ -14,30 +14,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ShardLockedError, ShardManager } from "../mod.ts";
-import { tempDir } from "./helpers.ts";
+import { spawnFixture, tempDir } from "./helpers.ts";
 
-const config = new URL("../deno.json", import.meta.url).pathname;
-const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 const STRESS = Deno.env.get("SHARDLITE_STRESS") === "1";
 const NUM_SHARDS = 4;
 const SHARDS = Array.from({ length: NUM_SHARDS }, (_, i) => i);
-
-function spawnChild(script: string, args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      `--config=${config}`,
-      "--allow-read",
-      "--allow-write",
-      fixture(script),
-      ...args,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
 
 /** A child's stdout, line by line; `next()` gives null at end of stream. */
 class Lines {
@@ -114,7 +95,7 @@ Deno.test("crash loop through ShardManager: kill -9 under load loses no acknowle
 
   for (const [cycle, target] of killAfterAcks.entries()) {
     const where = `seed ${seed}, cycle ${cycle}, kill after ${target} ACKs`;
-    const child = spawnChild("manager_writer.ts", [dbDir, String(nextId)]);
+    const child = spawnFixture("manager_writer.ts", [dbDir, String(nextId)]);
     const stderr = new Response(child.stderr).text();
     const lines = new Lines(child.stdout);
     let maxBegun = nextId - 1;
@@ -253,7 +234,7 @@ interface Holder {
 
 /** Starts `manager_holder.ts` on `dbDir` and waits for its `READY <pid>`. */
 async function startHolder(dbDir: string): Promise<Holder> {
-  const child = spawnChild("manager_holder.ts", [dbDir]);
+  const child = spawnFixture("manager_holder.ts", [dbDir]);
   const stderr = new Response(child.stderr).text();
   const lines = new Lines(child.stdout);
   const reap = async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { HashStrategy, ModuloStrategy, ReshardError, type Row, ShardManager } from "../mod.ts";
-import { tempDir } from "./helpers.ts";
+import { spawnFixture, tempDir } from "./helpers.ts";
 
 const USERS = { id: "INTEGER PRIMARY KEY", name: "TEXT", email: "TEXT" };
 
@@ -159,8 +159,6 @@ Deno.test("operations issued during a reshard wait, then see the new layout", as
   await everyRowWhereItBelongs(manager);
 });
 
-const config = new URL("../deno.json", import.meta.url).pathname;
-const fixture = new URL("./fixtures/resharder.ts", import.meta.url).pathname;
 const CYCLES = Deno.env.get("SHARDLITE_STRESS") === "1" ? 50 : 3;
 
 Deno.test(`kill -9 in the middle of a reshard, ${CYCLES} times: it resumes, every row exactly once`, async () => {
@@ -175,21 +173,7 @@ Deno.test(`kill -9 in the middle of a reshard, ${CYCLES} times: it resumes, ever
   let killed = 0;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
     const to = from === 3 ? 5 : 3;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        `--config=${config}`,
-        "--allow-read",
-        "--allow-write",
-        fixture,
-        dir.path,
-        String(from),
-        String(to),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnFixture("resharder.ts", [dir.path, String(from), String(to)]);
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     // Kill after a cycle-dependent number of batches (deterministic, spread over the run).
     const killAfter = 1 + ((cycle * 7) % 12);
@@ -210,6 +194,7 @@ Deno.test(`kill -9 in the middle of a reshard, ${CYCLES} times: it resumes, ever
     const status = await child.status;
     await reader.cancel();
     await child.stderr.cancel();
+    await child.stdin.close();
     if (status.signal === "SIGKILL") killed++;
     // Reopen: the unfinished plan is reported, then resumed to completion.
     await using manager = new ShardManager({ numShards: from, dbDir: dir.path });

@@ -13,6 +13,7 @@ import {
 import { buildCreateTable, buildInsert, buildSelect, type OrderTerm } from "../src/routing/sql.ts";
 import type { Row, SqlValue } from "../src/types.ts";
 
+import { withMemoryDb } from "./helpers.ts";
 const { Database } = sqlite;
 type Db = InstanceType<typeof Database>;
 
@@ -85,17 +86,8 @@ const sqlValue: fc.Arbitrary<SqlValue> = fc.oneof(
   fc.uint8Array({ maxLength: 4 }),
 );
 
-function withDb<T>(fn: (db: Db) => T): T {
-  const db = new Database();
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
-
 Deno.test("compareSqlValues agrees with SQLite's own comparison", () => {
-  withDb((db) => {
+  withMemoryDb((db) => {
     // NULL makes < and > NULL, so ask ORDER BY for the order and IS for equality
     const statement = db.prepare(
       "SELECT CASE WHEN ?1 IS ?2 THEN 0 WHEN (SELECT k FROM " +

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import sqlite from "node-sqlite3-wasm";
 import {
   InvalidIdentifierError,
   InvalidQueryError,
@@ -22,21 +21,11 @@ import {
 } from "../src/routing/sql.ts";
 import type { SqlValue } from "../src/types.ts";
 
-const { Database } = sqlite;
-type Db = InstanceType<typeof Database>;
+import { type MemoryDb, withMemoryDb } from "./helpers.ts";
 
-function withDb<T>(fn: (db: Db) => T): T {
-  const db = new Database();
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
-
-const run = (db: Db, statement: { sql: string; params: SqlValue[] }) =>
+const run = (db: MemoryDb, statement: { sql: string; params: SqlValue[] }) =>
   db.run(statement.sql, statement.params as never);
-const all = (db: Db, statement: { sql: string; params: SqlValue[] }) =>
+const all = (db: MemoryDb, statement: { sql: string; params: SqlValue[] }) =>
   db.all(statement.sql, statement.params as never) as Record<string, SqlValue>[];
 
 Deno.test("hostile identifiers are refused with InvalidIdentifierError naming them", () => {
@@ -108,7 +97,7 @@ Deno.test("safe identifiers pass, keywords included, and are quoted", () => {
 });
 
 Deno.test("arbitrary strings are either refused or used safely against SQLite", () => {
-  withDb((db) => {
+  withMemoryDb((db) => {
     fc.assert(
       fc.property(
         fc.oneof(
@@ -378,7 +367,7 @@ Deno.test("column definitions: a whitelist grammar, normalised", () => {
 });
 
 Deno.test("every accepted column definition is valid SQLite", () => {
-  withDb((db) => {
+  withMemoryDb((db) => {
     db.exec('CREATE TABLE "users" ("id" INTEGER PRIMARY KEY)');
     const definitions = [
       "INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -417,7 +406,7 @@ Deno.test("values round-trip exactly through SQLite", () => {
     fc.string({ unit: "binary" }).filter((s) => !s.includes("\0")),
     fc.uint8Array(),
   );
-  withDb((db) => {
+  withMemoryDb((db) => {
     run(db, buildCreateTable("t", { id: "INTEGER PRIMARY KEY", v: "" }));
     fc.assert(
       fc.property(value, (v) => {
@@ -443,7 +432,7 @@ Deno.test("values round-trip exactly through SQLite", () => {
 });
 
 Deno.test("filters behave as SQL on a real database", () => {
-  withDb((db) => {
+  withMemoryDb((db) => {
     run(db, buildCreateTable("t", { id: "INTEGER PRIMARY KEY", a: "" }));
     const values: SqlValue[] = [null, 1, 2, 3, "x", "y"];
     values.forEach((a, id) => run(db, buildInsert("t", { id, a })));
