@@ -11,6 +11,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { DriverHandle } from "../driver/driver.ts";
 import { wasmDriver } from "../driver/wasm.ts";
 import {
@@ -163,16 +164,24 @@ function shardFileName(shardId: number): string {
   return `shard_${shardId}.db`;
 }
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /**
- * SHA-256 of a file, lowercase hex. `crypto.subtle.digest` does not stream, so the file
- * is read whole: fine for shards up to a few hundred MB.
+ * SHA-256 of a file, lowercase hex, read in 1 MiB chunks so memory stays flat whatever
+ * the shard's size (`crypto.subtle.digest` cannot stream; `node:crypto` can).
  */
 async function sha256File(path: string): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", await Deno.readFile(path)));
+  const hash = createHash("sha256");
+  const file = await Deno.open(path, { read: true });
+  try {
+    const buffer = new Uint8Array(1 << 20);
+    for (;;) {
+      const n = await file.read(buffer);
+      if (n === null) break;
+      hash.update(buffer.subarray(0, n));
+    }
+  } finally {
+    file.close();
+  }
+  return hash.digest("hex");
 }
 
 function fsyncFile(path: string): void {
