@@ -119,25 +119,28 @@ Deno.test("a collision stops the reshard naming table and key; nothing is lost; 
   await using dir = await tempDir();
   await using manager = new ShardManager({ numShards: 2, dbDir: dir.path });
   await manager.createTable("users", { ...USERS, email: "TEXT UNIQUE" }, { shardKey: "id" });
-  // Same email on two shards: legal while they are apart.
-  const ids = [1, 2, 3, 4, 5, 6, 7, 8];
+  // Same email on two shards: legal while they are apart. The second copy sits in the
+  // middle of a packed multi-row INSERT, and the error still names its row.
+  const ids = Array.from({ length: 300 }, (_, i) => i + 1);
   const a = ids.find((id) => manager.getShardId(id) === 0) as number;
-  const b = ids.find((id) => manager.getShardId(id) === 1) as number;
-  await manager.insertMany("users", [
-    { id: a, name: "a", email: "same@x" },
-    { id: b, name: "b", email: "same@x" },
-  ]);
+  const b = ids.filter((id) => manager.getShardId(id) === 1)[60] as number;
+  await manager.insertMany(
+    "users",
+    ids.map((id) => ({ id, name: `n${id}`, email: id === a || id === b ? "same@x" : `${id}@x` })),
+  );
   const one = new ModuloStrategy(1);
   const error = await manager.reshard(one).then(() => null, (e: unknown) => e);
   assert.ok(error instanceof ReshardError, String(error));
   assert.equal(error.table, "users");
-  assert.match(error.message, /collides .* Nothing was lost/);
+  assert.match(error.message, new RegExp(`row with id = ${b} of table users collides`));
+  assert.match(error.message, /Nothing was lost/);
+  assert.match(String(error.cause), /UNIQUE constraint failed: users\.email/);
   // The plan is pending: ordinary operations are refused, not routed by a mixed map.
   await assert.rejects(manager.count("users"), /unfinished reshard/);
   assert.notEqual(manager.pendingReshard, null);
   const back = await manager.abortReshard();
   assert.deepEqual(back.to, { type: "hash", numShards: 2 });
-  assert.equal(await manager.count("users"), 2);
+  assert.equal(await manager.count("users"), 300);
   await everyRowWhereItBelongs(manager);
 });
 

@@ -15,8 +15,10 @@
  */
 
 import { InvalidQueryError, ReshardError } from "../errors.ts";
+import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import { normalizeKey } from "../routing/keys.ts";
+import { packInsert } from "../routing/sql.ts";
 import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
 import type { Row, SqlValue } from "../types.ts";
 import type { ShardMap } from "./shard_map.ts";
@@ -371,7 +373,10 @@ export async function runReshard(
   };
 }
 
-/** Copies rows into `destination` with their markers, in one transaction; skips rows already copied. */
+/**
+ * Copies rows into `destination` with their markers, in one transaction; skips rows
+ * already copied (a batch re-read after a crash). Rows and markers go in multi-row INSERTs.
+ */
 async function copyRows(
   context: ReshardContext,
   plan: ReshardPlan,
@@ -381,44 +386,87 @@ async function copyRows(
   destination: number,
   rows: Row[],
 ): Promise<void> {
+  const first = rows[0];
+  if (first === undefined) return;
+  // SELECT rowid, * gives every row of a batch the same columns.
+  const columns = Object.keys(first).filter((c) => c !== "__shardlite_rowid");
+  const insertSql = `INSERT INTO ${quoteName(table)} (${
+    columns.map(quoteName).join(", ")
+  }) VALUES (${columns.map(() => "?").join(", ")})`;
+  const rowid = (row: Row) => row.__shardlite_rowid as number | bigint;
   await context.pool(destination).withConnection((c) =>
     c.transaction(async (tx) => {
-      for (const row of rows) {
-        const rowid = row.__shardlite_rowid as number | bigint;
-        const marker = await tx.get(
-          `SELECT 1 AS x FROM ${MARKERS} WHERE run = ? AND tbl = ? AND src = ? AND rid = ?`,
-          [plan.run, table, source, rowid],
-        );
-        if (marker !== undefined) continue;
-        const columns = Object.keys(row).filter((c) => c !== "__shardlite_rowid");
-        try {
-          await tx.run(
-            `INSERT INTO ${quoteName(table)} (${columns.map(quoteName).join(", ")}) VALUES (${
-              columns.map(() => "?").join(", ")
-            })`,
-            columns.map((column) => row[column] as SqlValue),
-          );
-        } catch (error) {
-          if (/UNIQUE constraint failed/.test(String(error))) {
-            throw new ReshardError(
-              context.dbDir,
-              `row with ${keyColumn} = ${String(row[keyColumn])} of table ${table} collides ` +
-                `with a row already on shard ${destination} (a unique key that is not the ` +
-                `shard key repeats across shards). Nothing was lost: the row is still on ` +
-                `shard ${source}. Resolve the duplicate, then resume the reshard.`,
-              table,
-              { cause: error },
-            );
-          }
-          throw error;
-        }
-        await tx.run(`INSERT INTO ${MARKERS} (run, tbl, src, rid) VALUES (?, ?, ?, ?)`, [
-          plan.run,
+      // Rows come in rowid order: one range query finds the markers of this batch.
+      const copied = new Set(
+        (await tx.all(
+          `SELECT rid FROM ${MARKERS} WHERE run = ? AND tbl = ? AND src = ? ` +
+            `AND rid BETWEEN ? AND ?`,
+          [plan.run, table, source, rowid(first), rowid(rows[rows.length - 1] as Row)],
+        )).map((m) => String(m.rid)),
+      );
+      const todo = copied.size === 0 ? rows : rows.filter((r) => !copied.has(String(rowid(r))));
+      if (todo.length === 0) return;
+      try {
+        // A savepoint, so a collision can be traced to its row below.
+        await tx.transaction(async (sp) => {
+          const values = todo.map((row) => columns.map((column) => row[column] as SqlValue));
+          for (const part of packInsert(insertSql, values)) await sp.runMany(part.sql, part.params);
+        });
+      } catch (error) {
+        if (!/UNIQUE constraint failed/.test(String(error))) throw error;
+        throw await collision(context, tx, insertSql, columns, todo, {
           table,
+          keyColumn,
           source,
-          rowid,
-        ]);
+          destination,
+        }, error);
+      }
+      const markers = todo.map((row) => [plan.run, table, source, rowid(row)] as SqlValue[]);
+      for (
+        const part of packInsert(
+          `INSERT INTO ${MARKERS} (run, tbl, src, rid) VALUES (?, ?, ?, ?)`,
+          markers,
+        )
+      ) {
+        await tx.runMany(part.sql, part.params);
       }
     })
+  );
+}
+
+/** Finds the row whose copy collides (one at a time, in a savepoint) and names it. */
+async function collision(
+  context: ReshardContext,
+  tx: PooledConnection,
+  insertSql: string,
+  columns: string[],
+  rows: Row[],
+  where: { table: string; keyColumn: string; source: number; destination: number },
+  packedError: unknown,
+): Promise<ReshardError> {
+  const { table, keyColumn, source, destination } = where;
+  let culprit: Row | undefined;
+  let cause = packedError;
+  await tx.transaction(async (sp) => {
+    for (const row of rows) {
+      try {
+        await sp.run(insertSql, columns.map((column) => row[column] as SqlValue));
+      } catch (error) {
+        culprit = row;
+        cause = error;
+        break;
+      }
+    }
+    throw new Error("undo the probe"); // rolls the savepoint back
+  }).catch(() => {});
+  const key = culprit === undefined ? "(not found again)" : String(culprit[keyColumn]);
+  return new ReshardError(
+    context.dbDir,
+    `row with ${keyColumn} = ${key} of table ${table} collides ` +
+      `with a row already on shard ${destination} (a unique key that is not the ` +
+      `shard key repeats across shards). Nothing was lost: the row is still on ` +
+      `shard ${source}. Resolve the duplicate, then resume the reshard.`,
+    table,
+    { cause },
   );
 }

@@ -22,10 +22,12 @@ import {
   buildInsert,
   buildSelect,
   buildUpdate,
+  multiRowInsert,
   type OrderBy,
   parseAggregate,
   quoteIdentifier,
   resolveOrderBy,
+  rowsPerInsert,
   toSqlValue,
   validateIdentifier,
   type Where,
@@ -103,13 +105,8 @@ function sameKey(a: ShardKey, b: ShardKey): boolean {
   return a === b;
 }
 
-// Multi-row INSERTs: at most this many rows, and this many bound values, a statement
-// (999 is SQLite's historical SQLITE_MAX_VARIABLE_NUMBER, safe in every build).
-const ROWS_PER_STATEMENT = 100;
-const VALUES_PER_STATEMENT = 999;
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
-const multiRowSql = new Map<string, string>();
 
 /** Rows bound for one shard that share one INSERT, packed for multi-row statements. */
 class InsertRun {
@@ -127,9 +124,7 @@ class InsertRun {
   constructor(sql: string, width: number) {
     this.sql = sql;
     this.width = width;
-    this.perStatement = width === 0
-      ? 1
-      : Math.max(1, Math.min(ROWS_PER_STATEMENT, Math.floor(VALUES_PER_STATEMENT / width)));
+    this.perStatement = rowsPerInsert(width);
     this.#capacity = this.perStatement * Math.max(1, Math.floor(ROWS_PER_RUN / this.perStatement));
     this.#pending = new Array<SqlValue>(width * this.perStatement);
   }
@@ -140,13 +135,7 @@ class InsertRun {
 
   /** `INSERT ... VALUES (?, ?), (?, ?), ...` with {@link perStatement} tuples. */
   get multiSql(): string {
-    let sql = multiRowSql.get(this.sql);
-    if (sql === undefined) {
-      const tuple = this.sql.slice(this.sql.lastIndexOf("("));
-      sql = this.sql + `, ${tuple}`.repeat(this.perStatement - 1);
-      if (multiRowSql.size < 1024) multiRowSql.set(this.sql, sql);
-    }
-    return sql;
+    return multiRowInsert(this.sql, this.perStatement);
   }
 
   /** Converts and appends one row's values (throws `InvalidValueError` on a bad one). */

@@ -490,6 +490,96 @@ export function buildInsert(
   };
 }
 
+/** Rows a multi-row INSERT holds at most. */
+export const ROWS_PER_INSERT = 100;
+/** Bound values a statement holds at most: SQLite's historical limit, safe in every build. */
+export const VALUES_PER_STATEMENT = 999;
+
+/**
+ * How many rows of `width` values one multi-row INSERT takes: up to {@link ROWS_PER_INSERT}
+ * and {@link VALUES_PER_STATEMENT} values; 1 when rows cannot be packed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rowsPerInsert } from "./sql.ts";
+ * assert(rowsPerInsert(3) === 100 && rowsPerInsert(40) === 24 && rowsPerInsert(600) === 1);
+ * ```
+ */
+export function rowsPerInsert(width: number): number {
+  if (width <= 0) return 1;
+  return Math.max(1, Math.min(ROWS_PER_INSERT, Math.floor(VALUES_PER_STATEMENT / width)));
+}
+
+const multiRowCache = new Map<string, string>();
+
+/**
+ * Turns a one-row `INSERT ... VALUES (?, ...)` (as {@link buildInsert} makes) into one
+ * inserting `rows` rows: the values tuple repeated. One statement for many rows costs
+ * about half as much per row as a statement a row.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { multiRowInsert } from "./sql.ts";
+ * assert(multiRowInsert('INSERT INTO "t" ("a") VALUES (?)', 3) ===
+ *   'INSERT INTO "t" ("a") VALUES (?), (?), (?)');
+ * ```
+ */
+export function multiRowInsert(sql: string, rows: number): string {
+  if (rows <= 1) return sql;
+  const key = `${rows}\0${sql}`;
+  let packed = multiRowCache.get(key);
+  if (packed === undefined) {
+    if (!sql.endsWith(")")) throw new RangeError(`not a one-row INSERT ... VALUES (...): ${sql}`);
+    const tuple = sql.slice(sql.lastIndexOf("("));
+    packed = sql + `, ${tuple}`.repeat(rows - 1);
+    if (multiRowCache.size < 1024) multiRowCache.set(key, packed);
+  }
+  return packed;
+}
+
+/**
+ * Splits rows for a one-row INSERT into packed statements: full multi-row statements
+ * first, then the rows left over one at a time. Each part is `runMany(sql, params)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { packInsert } from "./sql.ts";
+ * const rows = Array.from({ length: 250 }, (_, i) => [i, `n${i}`, i % 60]);
+ * const parts = packInsert('INSERT INTO "t" ("a", "b", "c") VALUES (?, ?, ?)', rows);
+ * assert(parts.length === 2);
+ * assert(parts[0]!.params.length === 2 && parts[0]!.params[0]!.length === 300);
+ * assert(parts[1]!.params.length === 50 && parts[1]!.params[0]!.length === 3);
+ * ```
+ */
+export function packInsert(
+  sql: string,
+  rows: readonly (readonly SqlValue[])[],
+): { sql: string; params: SqlValue[][] }[] {
+  const width = rows[0]?.length ?? 0;
+  const per = rowsPerInsert(width);
+  const full = per > 1 ? Math.floor(rows.length / per) : 0;
+  const parts: { sql: string; params: SqlValue[][] }[] = [];
+  if (full > 0) {
+    const chunks = new Array<SqlValue[]>(full);
+    for (let c = 0; c < full; c++) {
+      const chunk = new Array<SqlValue>(per * width);
+      for (let r = 0; r < per; r++) {
+        const row = rows[c * per + r] as readonly SqlValue[];
+        for (let v = 0; v < width; v++) chunk[r * width + v] = row[v] as SqlValue;
+      }
+      chunks[c] = chunk;
+    }
+    parts.push({ sql: multiRowInsert(sql, per), params: chunks });
+  }
+  if (full * per < rows.length) {
+    parts.push({ sql, params: rows.slice(full * per).map((row) => [...row]) });
+  }
+  return parts;
+}
+
 /**
  * Builds an UPDATE of the rows matching `where` (every row when absent).
  *
