@@ -44,6 +44,7 @@ export {
   type ShardStats,
 } from "./src/api/manager.ts";
 export { shutdown } from "./src/api/shutdown.ts";
+export type { BatchRecovery } from "./src/routing/batches.ts";
 export {
   BACKUP_FORMAT,
   BACKUP_MANIFEST_FILE,

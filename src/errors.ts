@@ -287,6 +287,30 @@ export class ShardOperationError extends ShardliteError {
   }
 }
 
+/**
+ * A cross-shard `insertMany` passed its commit point (the coordinator shard committed,
+ * holding a redo record of every row), but another shard could not commit its part, even
+ * on a second try. The batch is not lost: its missing part is applied when the directory
+ * is next opened by a `ShardManager`. Until then that shard lacks the batch's rows.
+ */
+export class BatchPendingError extends ShardOperationError {
+  /** The batch id (the redo record's key in `_shardlite_batches`). */
+  readonly batchId: string;
+  /** The coordinator shard, which committed and holds the redo record. */
+  readonly coordinator: number;
+  /** Creates the error for the first shard that failed; its error is the cause. */
+  constructor(batchId: string, coordinator: number, shardId: number, path: string, cause: unknown) {
+    super(shardId, path, cause);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    this.message = `insertMany batch ${batchId} committed on shard ${coordinator} (its ` +
+      `commit point), but shard ${shardId} (${path}) could not commit its part: ${reason}. ` +
+      `Nothing is lost: the part is kept in shard ${coordinator}'s redo record and is applied ` +
+      `when the directory is next opened (shut the manager down and open it again).`;
+    this.batchId = batchId;
+    this.coordinator = coordinator;
+  }
+}
+
 function shorten(text: string, max = 80): string {
   return text.length > max ? text.slice(0, max) + "…" : text;
 }

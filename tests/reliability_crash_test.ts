@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ShardLockedError, ShardManager } from "../mod.ts";
+import { setParent } from "./batch_trap.ts";
 import { spawnFixture, tempDir } from "./helpers.ts";
 
 const STRESS = Deno.env.get("SHARDLITE_STRESS") === "1";
@@ -90,6 +91,8 @@ Deno.test("crash loop through ShardManager: kill -9 under load loses no acknowle
   const acked = new Set<number>(); // ids of rows whose write was acknowledged
   let nextId = 1;
   let partialInsertMany = 0;
+  let completedInsertMany = 0; // unacknowledged insertMany calls found whole
+  let recoveredParts = 0; // shard parts replayed by recovery at open
   let lostRows = 0;
   const started = performance.now();
 
@@ -198,13 +201,16 @@ Deno.test("crash loop through ShardManager: kill -9 under load loses no acknowle
       );
       assert.equal(cleared, NUM_SHARDS, `staleLocksCleared (${where})`);
 
-      // Information only: insertMany commits shard by shard, so a kill between two commits
-      // may leave some shards' parts of an unacknowledged insertMany in place.
+      // insertMany is all or nothing across shards, even killed between two shards'
+      // COMMITs: opening the directory completed any batch past its commit point.
       for (const [first, write] of inFlight) {
         let found = 0;
         for (let id = first; id < first + write.count; id++) if (present.has(id)) found++;
         if (write.kind === "many" && found > 0 && found < write.count) partialInsertMany++;
+        if (write.kind === "many" && found === write.count) completedInsertMany++;
       }
+      assert.equal(partialInsertMany, 0, `an insertMany is on some shards only (${where})`);
+      recoveredParts += manager.batchRecovery?.replayed.length ?? 0;
       nextId = Math.max(maxBegun, maxPresent) + 1;
     } finally {
       await manager.shutdown();
@@ -219,8 +225,9 @@ Deno.test("crash loop through ShardManager: kill -9 under load loses no acknowle
     `crash loop: ${cycles} cycles, ${acked.size} acknowledged rows checked, ${lostRows} lost`,
   );
   console.log(
-    `  (seed ${seed}, ${seconds} s; unacknowledged insertMany left on some shards only: ` +
-      `${partialInsertMany})`,
+    `  (seed ${seed}, ${seconds} s; unacknowledged insertMany found whole: ` +
+      `${completedInsertMany}, on some shards only: ${partialInsertMany}; shard parts ` +
+      `replayed at open: ${recoveredParts})`,
   );
 });
 
@@ -370,4 +377,53 @@ Deno.test("shutdown racing the first operation leaves the directory owner lock f
   assert.ok(await first instanceof Error, "the operation should fail: the manager was shut down");
   const ownerFile = `${dir.path}/shardlite.json.owner`;
   assert.ok(!exists(ownerFile) || lockIsFree(ownerFile), "the directory owner lock was kept");
+});
+
+Deno.test("kill -9 past an insertMany's commit point: the next open completes the batch", async () => {
+  await using dir = await tempDir("shardlite-batch-crash-");
+  const child = spawnFixture("batch_crasher.ts", [dir.path]);
+  const stderr = new Response(child.stderr).text();
+  const lines = new Lines(child.stdout);
+  const said = (await lines.next())?.split(" ") ?? [];
+  child.kill("SIGKILL");
+  const status = await child.status;
+  await child.stdin.close().catch(() => {});
+  await lines.drain();
+  const errors = await stderr;
+  assert.equal(said[0], "PENDING", `the child said ${JSON.stringify(said)}:\n${errors}`);
+  assert.equal(status.signal, "SIGKILL");
+  const [, batch, coordinator, shard, onShard, total] = said;
+  const victim = Number(shard);
+  const missing = Number(onShard);
+  const where = `shard ${victim} of batch ${batch}, coordinator ${coordinator}`;
+
+  // Still refused by the shard: the part stays pending, the rest of the batch is there.
+  {
+    await using manager = new ShardManager({ numShards: NUM_SHARDS, dbDir: dir.path });
+    await manager.ready();
+    const recovery = manager.batchRecovery!;
+    assert.equal(recovery.batches, 1, where);
+    assert.deepEqual(recovery.replayed, [], where);
+    assert.deepEqual(recovery.pending.map((p) => [p.batch, p.shard]), [[batch, victim]]);
+    assert.match(recovery.pending[0]!.error, /FOREIGN KEY constraint failed/);
+    assert.equal(await manager.count("kids"), Number(total) - missing, where);
+    // Repair the shard; shut down cleanly.
+    await setParent(manager, victim, true);
+  }
+  // Now the part is replayed: the batch is whole, exactly once.
+  {
+    await using manager = new ShardManager({ numShards: NUM_SHARDS, dbDir: dir.path });
+    await manager.ready();
+    assert.deepEqual(manager.batchRecovery?.replayed, [{ batch, shard: victim, rows: missing }]);
+    assert.deepEqual(manager.batchRecovery?.pending, []);
+    const ids = (await manager.select("kids", { columns: ["id"], orderBy: "id" })).map((r) => r.id);
+    assert.deepEqual(ids, Array.from({ length: Number(total) }, (_, i) => i + 1), where);
+    for (const id of ids as number[]) {
+      assert.equal((await manager.query(id, "SELECT id FROM kids WHERE id = ?", [id])).length, 1);
+    }
+  }
+  // A third open finds nothing to do.
+  await using manager = new ShardManager({ numShards: NUM_SHARDS, dbDir: dir.path });
+  await manager.ready();
+  assert.equal(manager.batchRecovery?.batches, 0);
 });

@@ -484,3 +484,14 @@ Deno.test("parseAggregate accepts the five functions and refuses the rest", () =
   }
   assert.throws(() => parseAggregate(5 as never), InvalidQueryError);
 });
+
+Deno.test("table names starting with _shardlite_ are reserved; such columns are not", () => {
+  for (const name of ["_shardlite_batches", "_SHARDLITE_moved", "_shardlite_x"]) {
+    assert.throws(
+      () => validateIdentifier(name, "table"),
+      (e: unknown) => e instanceof InvalidIdentifierError && /reserved/.test(e.message),
+    );
+  }
+  assert.equal(validateIdentifier("_shardlite_note", "column"), "_shardlite_note");
+  assert.equal(validateIdentifier("_shardlitex", "table"), "_shardlitex");
+});

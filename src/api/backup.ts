@@ -242,7 +242,7 @@ function countRows(handle: DriverHandle): Record<string, number> {
   const rows: Record<string, number> = {};
   const tables = handle.all(
     "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' " +
-      "ESCAPE '\\' ORDER BY name",
+      "ESCAPE '\\' AND name NOT LIKE '\\_shardlite\\_%' ESCAPE '\\' ORDER BY name",
   );
   for (const { name } of tables) {
     const row = handle.get(`SELECT count(*) AS n FROM ${quoteName(String(name))}`);

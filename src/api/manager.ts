@@ -12,6 +12,7 @@ import {
 } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
+import { type BatchRecovery, recoverBatches } from "../routing/batches.ts";
 import type { ShardKey } from "../routing/keys.ts";
 import {
   type QueryAllOptions,
@@ -146,6 +147,7 @@ export class ShardManager implements ShardSource {
   readonly maxConcurrentShards: number;
   readonly #poolOptions: PoolOptions;
   readonly #pools = new Map<number, ConnectionPool>();
+  #batchRecovery: BatchRecovery | null = null;
   readonly #router: Router;
   #map: ShardMap | null = null;
   #ready: Promise<void> | null = null;
@@ -299,11 +301,39 @@ export class ShardManager implements ShardSource {
         };
         writeShardMap(this.dbDir, this.#map);
       }
+      await this.#recoverBatches();
     } catch (error) {
+      // Pools opened for recovery let go of their files with the directory.
+      const pools = [...this.#pools.values()];
+      this.#pools.clear();
+      await Promise.allSettled(pools.map((pool) => pool.closeAll()));
       release();
       throw error;
     }
     this.#releaseDirectory = release;
+  }
+
+  /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
+  async #recoverBatches(): Promise<void> {
+    const limit = Math.max(this.numShards, this.#pending?.span ?? 0);
+    const existing: number[] = [];
+    for (let shardId = 0; shardId < limit; shardId++) {
+      if (existsSync(this.shardPath(shardId))) existing.push(shardId);
+    }
+    this.#batchRecovery = await recoverBatches(existing, (shardId, fn) => {
+      const pool = this.getPool(shardId);
+      return pool.withConnection(fn).catch((error) => {
+        throw new ShardOperationError(shardId, pool.path, error);
+      });
+    });
+  }
+
+  /**
+   * What opening the directory found of cross-shard `insertMany` batches interrupted by a
+   * crash after their commit point, and which shard parts it replayed (null before open).
+   */
+  get batchRecovery(): BatchRecovery | null {
+    return this.#batchRecovery === null ? null : structuredClone(this.#batchRecovery);
   }
 
   /** The path of shard `shardId`'s file. */
@@ -749,6 +779,19 @@ export class ShardManager implements ShardSource {
         await new Promise<void>((resolve) => this.#drained = resolve);
         this.#drained = null;
       }
+      // No batch bookkeeping may outlive the layout it names.
+      const waiting = this.#batchRecovery?.pending ?? [];
+      if (waiting.length > 0) {
+        const first = waiting[0] as BatchRecovery["pending"][number];
+        throw new ReshardError(
+          this.dbDir,
+          `${waiting.length} insertMany batch part(s) could not be completed when the ` +
+            `directory was opened (batch ${first.batch}, shard ${first.shard}: ${first.error}); ` +
+            `a reshard would route them by the wrong layout. Repair shard ${first.shard}, ` +
+            `then open the directory again so they complete, and reshard after that.`,
+        );
+      }
+      await this.#router.flushBatches();
       const fromCount = this.strategy.numShards;
       const report = await runReshard(
         {
@@ -804,6 +847,8 @@ export class ShardManager implements ShardSource {
   shutdown(options?: { graceMs?: number }): Promise<void> {
     this.#closed ??= (async () => {
       managers.delete(this);
+      // Best effort: whatever is left is cleaned when the directory is next opened.
+      await this.#router.flushBatches((id) => this.#pools.get(id)).catch(() => {});
       const pools = [...this.#pools.values()];
       const results = await Promise.allSettled(pools.map((p) => p.closeAll(options)));
       this.#releaseDirectory?.();

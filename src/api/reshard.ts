@@ -186,7 +186,7 @@ async function copySchema(context: ReshardContext, span: number): Promise<void> 
   const schema = await context.pool(0).withConnection((c) =>
     c.all(
       `SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
-       AND name <> '${MARKERS}' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid`,
+       AND name NOT LIKE '\\_shardlite\\_%' ESCAPE '\\' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid`,
     )
   );
   for (let shard = 1; shard < span; shard++) {

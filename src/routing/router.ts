@@ -7,6 +7,7 @@
 
 import PQueue from "p-queue";
 import {
+  BatchPendingError,
   InvalidQueryError,
   InvalidShardKeyError,
   ShardliteError,
@@ -16,6 +17,15 @@ import type { ConnectionPool } from "../pool/pool.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { describeKey, normalizeKey, type ShardKey } from "./keys.ts";
+import {
+  applyPart,
+  BatchLedger,
+  type BatchPart,
+  CREATE_BATCH_TABLE,
+  deleteBatchRows,
+  encodeBatch,
+  INSERT_BATCH_ROW,
+} from "./batches.ts";
 import { buildPartialAggregate, combineAggregate, mergeSorted, shardLimit } from "./merge.ts";
 import {
   buildDelete,
@@ -108,10 +118,22 @@ function sameKey(a: ShardKey, b: ShardKey): boolean {
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
 
+/** A cross-shard batch ready to write. */
+interface PreparedBatch {
+  id: string;
+  coordinator: number;
+  others: number[];
+  parts: BatchPart[];
+  payload: Uint8Array;
+}
+
 /** Rows bound for one shard that share one INSERT, packed for multi-row statements. */
 class InsertRun {
   readonly sql: string;
+  readonly columns: readonly string[];
   readonly width: number;
+  /** Whether a value is a bigint or bytes (they need tagging in a redo record). */
+  special = false;
   /** Rows per statement; 1 when rows cannot be packed (then `multiSql` is `sql`). */
   readonly perStatement: number;
   /** Full multi-row statements' values, ready for `runMany(multiSql, chunks)`. */
@@ -121,8 +143,10 @@ class InsertRun {
   #pendingRows = 0;
   #rows = 0;
 
-  constructor(sql: string, width: number) {
+  constructor(sql: string, columns: readonly string[]) {
+    const width = columns.length;
     this.sql = sql;
+    this.columns = columns;
     this.width = width;
     this.perStatement = rowsPerInsert(width);
     this.#capacity = this.perStatement * Math.max(1, Math.floor(ROWS_PER_RUN / this.perStatement));
@@ -131,6 +155,11 @@ class InsertRun {
 
   get full(): boolean {
     return this.#rows >= this.#capacity;
+  }
+
+  /** Rows added. */
+  get rows(): number {
+    return this.#rows;
   }
 
   /** `INSERT ... VALUES (?, ?), (?, ?), ...` with {@link perStatement} tuples. */
@@ -144,7 +173,11 @@ class InsertRun {
     let at = this.#pendingRows * this.width;
     for (let c = 0; c < columns.length; c++) {
       const name = columns[c] as string;
-      pending[at++] = toSqlValue(row[name], name);
+      const value = toSqlValue(row[name], name);
+      if (typeof value === "object" && value !== null || typeof value === "bigint") {
+        this.special = true;
+      }
+      pending[at++] = value;
     }
     this.#rows++;
     if (++this.#pendingRows === this.perStatement) {
@@ -152,6 +185,12 @@ class InsertRun {
       this.#pending = new Array<SqlValue>(this.width * this.perStatement);
       this.#pendingRows = 0;
     }
+  }
+
+  /** Every row's values, for a redo record: the full statements', then the rest. */
+  values(): SqlValue[][] {
+    if (this.#pendingRows === 0) return this.chunks;
+    return [...this.chunks, this.#pending.slice(0, this.#pendingRows * this.width)];
   }
 
   /** The rows that did not fill a multi-row statement, one parameter list each. */
@@ -190,6 +229,7 @@ export class Router {
   readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
+  readonly #ledger = new BatchLedger();
 
   /** Creates a router over `source`'s shards using `strategy`. */
   constructor(source: ShardSource, strategy: ShardingStrategy) {
@@ -410,7 +450,7 @@ export class Router {
         if (list === undefined) runs[shardId] = list = [];
         let run = list[list.length - 1];
         if (run === undefined || run.sql !== sql || run.full) {
-          run = new InsertRun(sql, (columns as string[]).length);
+          run = new InsertRun(sql, columns as string[]);
           list.push(run);
         }
         run.add(row, columns as string[]);
@@ -419,6 +459,16 @@ export class Router {
       runs.forEach((list, shardId) => {
         if (list !== undefined) shardIds.push(shardId);
       });
+      const batch = shardIds.length > 1 ? this.#prepareBatch(table, runs, shardIds) : undefined;
+      if (batch !== undefined) {
+        // The coordinator commits first: its COMMIT is the batch's commit point.
+        shardIds.sort((
+          a,
+          b,
+        ) => (a === batch.coordinator ? -1 : b === batch.coordinator ? 1 : a - b));
+      }
+      // Cleanup owed by earlier batches rides along in these transactions.
+      const owed = shardIds.map((shardId) => this.#ledger.owed(shardId));
       const leases: PooledConnection[] = [];
       const pools: ConnectionPool[] = [];
       try {
@@ -432,26 +482,69 @@ export class Router {
         }
         await Promise.all(shardIds.map(async (shardId, i) => {
           const conn = leases[i] as PooledConnection;
+          const debts = owed[i] as string[];
           try {
             await conn.exec("BEGIN IMMEDIATE");
+            if (batch !== undefined || debts.length > 0) await conn.exec(CREATE_BATCH_TABLE);
+            if (debts.length > 0) await deleteBatchRows(conn, debts);
             // A few calls per run; the event loop gets a turn between runs.
             for (const run of runs[shardId] ?? []) {
               if (run.chunks.length > 0) await conn.runMany(run.multiSql, run.chunks);
               const rest = run.rest();
               if (rest.length > 0) await conn.runMany(run.sql, rest);
             }
+            if (batch !== undefined) {
+              await conn.run(
+                INSERT_BATCH_ROW,
+                shardId === batch.coordinator
+                  ? [batch.id, shardId, JSON.stringify(batch.others), batch.payload]
+                  : [batch.id, batch.coordinator, "[]", null],
+              );
+            }
           } catch (error) {
             throw new ShardOperationError(shardId, conn.path, error);
           }
         }));
-        for (let i = 0; i < leases.length; i++) {
+        // Before the first COMMIT any failure rolls every shard back.
+        const first = leases[0] as PooledConnection;
+        try {
+          await first.commit();
+        } catch (error) {
+          throw new ShardOperationError(shardIds[0] as number, first.path, error);
+        }
+        this.#ledger.deleted(shardIds[0] as number, owed[0] as string[]);
+        let pending: BatchPendingError | undefined;
+        for (let i = 1; i < leases.length; i++) {
           const conn = leases[i] as PooledConnection;
+          const shardId = shardIds[i] as number;
           try {
             await conn.commit();
+            this.#ledger.deleted(shardId, owed[i] as string[]);
           } catch (error) {
-            throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+            // Past the commit point: this shard's part must land. Try once more from the
+            // rows in memory; failing that, recovery applies the coordinator's redo record.
+            await conn.rollback().catch(() => {});
+            const part = batch?.parts.find((p) => p.shard === shardId);
+            const retried = batch === undefined || part === undefined
+              ? error
+              : await conn.transaction(async (tx) => {
+                await tx.exec(CREATE_BATCH_TABLE);
+                await applyPart(tx, table, part);
+                await tx.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
+              }).then(() => undefined, (again: unknown) => again);
+            if (retried !== undefined && batch !== undefined) {
+              pending ??= new BatchPendingError(
+                batch.id,
+                batch.coordinator,
+                shardId,
+                conn.path,
+                retried,
+              );
+            }
           }
         }
+        if (pending !== undefined) throw pending;
+        if (batch !== undefined) this.#ledger.finished(batch.id, batch.coordinator, batch.others);
         return rows.length;
       } catch (error) {
         for (const conn of leases) await conn.rollback().catch(() => {});
@@ -464,6 +557,56 @@ export class Router {
     } finally {
       this.#source.leave();
     }
+  }
+
+  /**
+   * A batch over several shards: the shard with the most rows coordinates and carries
+   * the others' rows in its redo record (see `batches.ts`).
+   */
+  #prepareBatch(
+    table: string,
+    runs: readonly (InsertRun[] | undefined)[],
+    shardIds: readonly number[],
+  ): PreparedBatch {
+    let coordinator = shardIds[0] as number;
+    let most = -1;
+    for (const shardId of shardIds) {
+      let count = 0;
+      for (const run of runs[shardId] ?? []) count += run.rows;
+      if (count > most) {
+        most = count;
+        coordinator = shardId;
+      }
+    }
+    const others = shardIds.filter((shardId) => shardId !== coordinator);
+    let special = false;
+    const parts: BatchPart[] = others.map((shard) => ({
+      shard,
+      runs: (runs[shard] ?? []).map((run) => {
+        special ||= run.special;
+        return { columns: [...run.columns], values: run.values() };
+      }),
+    }));
+    return {
+      id: crypto.randomUUID(),
+      coordinator,
+      others,
+      parts,
+      payload: encodeBatch(table, parts, special),
+    };
+  }
+
+  /**
+   * Deletes the batch bookkeeping owed by finished cross-shard `insertMany` calls (done
+   * lazily inside later ones). A manager calls it before a reshard and at shutdown.
+   * `pool` finds a shard's pool; a shard without one is skipped.
+   */
+  async flushBatches(
+    pool: (shardId: number) => ConnectionPool | undefined = (id) => this.#source.getPool(id),
+  ): Promise<void> {
+    await this.#ledger.flush(async (shardId, fn) => {
+      await pool(shardId)?.withConnection(fn);
+    });
   }
 
   /**

@@ -145,6 +145,13 @@ export function validateIdentifier(name: unknown, kind: string): string {
   if (name.slice(0, 7).toLowerCase() === "sqlite_") {
     throw new InvalidIdentifierError(name, kind, "names starting with sqlite_ are reserved");
   }
+  if (kind === "table" && name.slice(0, 11).toLowerCase() === "_shardlite_") {
+    throw new InvalidIdentifierError(
+      name,
+      kind,
+      "table names starting with _shardlite_ are reserved for Shardlite's bookkeeping",
+    );
+  }
   return name;
 }
 

@@ -1,0 +1,323 @@
+/**
+ * Crash atomicity for `insertMany` across shards: a redo record on a coordinator shard.
+ *
+ * A batch whose rows land on several shards names a coordinator (the shard with the most
+ * rows). Every shard inserts its rows in its own transaction; the coordinator's
+ * transaction also stores a redo record holding the other shards' rows, and each other
+ * shard's transaction stores a marker with the batch id. The coordinator commits first:
+ * that COMMIT is the batch's commit point. Then the other shards commit.
+ *
+ * After a crash, {@link recoverBatches} (run when a `ShardManager` opens its directory)
+ * finds every redo record and replays the part of each shard that has no marker, so a
+ * batch is either absent everywhere (the coordinator never committed) or present
+ * everywhere. Once every shard has committed, the redo record is deleted first, then the
+ * markers; {@link BatchLedger} does both lazily, inside later transactions.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import type { PooledConnection } from "../pool/connection.ts";
+import type { Row, SqlValue } from "../types.ts";
+import { buildInsert, packInsert } from "./sql.ts";
+
+/** The table holding redo records (coordinator) and markers (other shards). */
+export const BATCH_TABLE = "_shardlite_batches";
+
+/** Creates {@link BATCH_TABLE} when missing (inside a batch's transaction). */
+export const CREATE_BATCH_TABLE = `CREATE TABLE IF NOT EXISTS ${BATCH_TABLE} (` +
+  `id TEXT PRIMARY KEY, coordinator INTEGER NOT NULL, participants TEXT NOT NULL, payload BLOB)`;
+
+/** Stores the coordinator's redo record, or (payload NULL) another shard's marker. */
+export const INSERT_BATCH_ROW = `INSERT INTO ${BATCH_TABLE} ` +
+  `(id, coordinator, participants, payload) VALUES (?, ?, ?, ?)`;
+
+/** One run of rows sharing a column list, as stored in a redo record. */
+export interface BatchRun {
+  /** Column names (validated again on replay). */
+  columns: string[];
+  /** Values, row after row; several rows may share one array. */
+  values: SqlValue[][];
+}
+
+/** The rows of one shard that a redo record can replay. */
+export interface BatchPart {
+  shard: number;
+  runs: BatchRun[];
+}
+
+interface Payload {
+  format: 1;
+  table: string;
+  parts: BatchPart[];
+}
+
+// JSON cannot carry bigints or bytes: they travel as {"$b": "123"} and {"$u": "<base64>"}.
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return { $b: value.toString() };
+  if (value instanceof Uint8Array) return { $u: Buffer.from(value).toString("base64") };
+  return value;
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const tagged = value as { $b?: unknown; $u?: unknown };
+    if (typeof tagged.$b === "string") return BigInt(tagged.$b);
+    if (typeof tagged.$u === "string") return new Uint8Array(Buffer.from(tagged.$u, "base64"));
+  }
+  return value;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Serializes the rows of `parts` for a redo record: JSON as UTF-8 bytes (a blob binds
+ * with one copy; a long string goes through a slow JS UTF-8 loop in the driver).
+ * `special` says whether any value is a bigint or bytes (JSON is faster without a
+ * replacer).
+ */
+export function encodeBatch(table: string, parts: BatchPart[], special: boolean): Uint8Array {
+  const payload: Payload = { format: 1, table, parts };
+  return encoder.encode(special ? JSON.stringify(payload, replacer) : JSON.stringify(payload));
+}
+
+/** Parses a redo record's payload. */
+export function decodeBatch(bytes: Uint8Array): { table: string; parts: BatchPart[] } {
+  const payload = JSON.parse(decoder.decode(bytes), reviver) as Payload;
+  if (payload?.format !== 1 || typeof payload.table !== "string" || !Array.isArray(payload.parts)) {
+    throw new Error(`${BATCH_TABLE}: a redo record has an unknown format`);
+  }
+  return payload;
+}
+
+/** Inserts one shard's part of a batch through `conn` (inside its transaction). */
+export async function applyPart(conn: PooledConnection, table: string, part: BatchPart) {
+  for (const run of part.runs) {
+    const width = run.columns.length;
+    const row = Object.fromEntries(run.columns.map((c) => [c, null]));
+    const sql = buildInsert(table, row).sql; // validates the table and the columns again
+    const rows: SqlValue[][] = [];
+    for (const values of run.values) {
+      if (width === 0) rows.push([]);
+      else {for (let at = 0; at < values.length; at += width) {
+          rows.push(values.slice(at, at + width));
+        }}
+    }
+    for (const packed of packInsert(sql, rows)) await conn.runMany(packed.sql, packed.params);
+  }
+}
+
+/**
+ * Cleanup owed after finished batches, done inside later transactions: a redo record is
+ * deleted on its coordinator first; only once that deletion has committed are the batch's
+ * markers on the other shards deleted (a marker gone before its redo record would make
+ * recovery replay rows that are already there).
+ */
+export class BatchLedger {
+  // shard -> ids whose redo record on that shard may go.
+  readonly #redo = new Map<number, Set<string>>();
+  // shard -> ids whose marker on that shard may go.
+  readonly #markers = new Map<number, Set<string>>();
+  // id -> the shards holding its markers.
+  readonly #others = new Map<string, number[]>();
+
+  /** Ids owed on any shard. */
+  get size(): number {
+    let n = 0;
+    for (const ids of this.#redo.values()) n += ids.size;
+    for (const ids of this.#markers.values()) n += ids.size;
+    return n;
+  }
+
+  /** Every shard of `batch` committed: its redo record on `coordinator` may go. */
+  finished(batch: string, coordinator: number, others: number[]): void {
+    add(this.#redo, coordinator, batch);
+    this.#others.set(batch, others);
+  }
+
+  /** The ids owed on `shard` now, to delete inside a transaction there. */
+  owed(shard: number): string[] {
+    return [...this.#redo.get(shard) ?? [], ...this.#markers.get(shard) ?? []];
+  }
+
+  /** A transaction on `shard` that deleted `ids` has committed. */
+  deleted(shard: number, ids: readonly string[]): void {
+    const redo = this.#redo.get(shard);
+    const markers = this.#markers.get(shard);
+    for (const id of ids) {
+      if (redo?.delete(id)) {
+        for (const other of this.#others.get(id) ?? []) add(this.#markers, other, id);
+        this.#others.delete(id);
+      } else {
+        markers?.delete(id);
+      }
+    }
+    if (redo?.size === 0) this.#redo.delete(shard);
+    if (markers?.size === 0) this.#markers.delete(shard);
+  }
+
+  /**
+   * Pays everything owed: redo records first, then markers. `conn(shard)` gives a
+   * connection, or undefined when the shard is gone (its debts are dropped: recovery
+   * cleans whatever is left at the next open).
+   */
+  async flush(
+    run: (shard: number, fn: (c: PooledConnection) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    for (const phase of [this.#redo, this.#markers]) {
+      for (const shard of [...phase.keys()]) {
+        const ids = [...phase.get(shard) ?? []];
+        if (ids.length === 0) continue;
+        await run(shard, (c) => deleteBatchRows(c, ids));
+        this.deleted(shard, ids);
+      }
+    }
+  }
+}
+
+function add(map: Map<number, Set<string>>, shard: number, id: string): void {
+  let ids = map.get(shard);
+  if (ids === undefined) map.set(shard, ids = new Set());
+  ids.add(id);
+}
+
+/** Deletes batch rows by id, 500 ids a statement. */
+export async function deleteBatchRows(conn: PooledConnection, ids: readonly string[]) {
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    await conn.run(
+      `DELETE FROM ${BATCH_TABLE} WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+      chunk,
+    );
+  }
+}
+
+/** What {@link recoverBatches} did. */
+export interface BatchRecovery {
+  /** Redo records found (batches whose coordinator committed before the last stop). */
+  batches: number;
+  /** Shard parts replayed: committed on the coordinator, missing on their shard. */
+  replayed: { batch: string; shard: number; rows: number }[];
+  /**
+   * Batches still incomplete: a part could not be replayed (its shard cannot be opened,
+   * or its rows are refused). They are retried at the next open; until then their
+   * other shards hold their rows and resharding is refused.
+   */
+  pending: { batch: string; coordinator: number; shard: number; error: string }[];
+  /** Shards that could not be read; batch rows there are left for a later open. */
+  unreadable: { shard: number; error: string }[];
+}
+
+/**
+ * Completes every batch whose coordinator committed, then clears the bookkeeping that no
+ * incomplete batch needs. Runs while nothing else uses the shards (a manager opening its
+ * directory). A shard that cannot be opened does not stop the others: what it would
+ * need is kept for the next open. `shards` are the shards whose files exist; `use` runs
+ * `fn` on a shard's connection.
+ */
+export async function recoverBatches(
+  shards: readonly number[],
+  use: <T>(shard: number, fn: (c: PooledConnection) => Promise<T>) => Promise<T>,
+): Promise<BatchRecovery> {
+  const markers = new Map<number, Set<string>>();
+  const redo: { shard: number; id: string }[] = [];
+  const holding: number[] = [];
+  const report: BatchRecovery = { batches: 0, replayed: [], pending: [], unreadable: [] };
+  for (const shard of shards) {
+    let rows: Row[] | undefined;
+    try {
+      rows = await use(shard, async (c) => {
+        const exists = await c.get(
+          "SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = ?",
+          [BATCH_TABLE],
+        );
+        if (exists === undefined) return undefined;
+        return await c.all(`SELECT id, payload IS NOT NULL AS redo FROM ${BATCH_TABLE}`);
+      });
+    } catch (error) {
+      report.unreadable.push({ shard, error: message(error) });
+      continue;
+    }
+    if (rows === undefined) continue;
+    holding.push(shard);
+    for (const row of rows) {
+      const id = String(row.id);
+      if (row.redo === 1) redo.push({ shard, id });
+      else add(markers, shard, id);
+    }
+  }
+  report.batches = redo.length;
+  const keep = new Set<string>();
+  for (const { shard, id } of redo) {
+    try {
+      const bytes = await use(shard, async (c) => {
+        const row = await c.get(`SELECT payload FROM ${BATCH_TABLE} WHERE id = ?`, [id]);
+        if (!(row?.payload instanceof Uint8Array)) {
+          throw new Error(`${BATCH_TABLE}: the redo record of batch ${id} has no payload`);
+        }
+        return row.payload;
+      });
+      const { table, parts } = decodeBatch(bytes);
+      let complete = true;
+      for (const part of parts) {
+        if (markers.get(part.shard)?.has(id)) continue;
+        try {
+          await use(part.shard, (c) =>
+            c.transaction(async (tx) => {
+              await tx.exec(CREATE_BATCH_TABLE);
+              await applyPart(tx, table, part);
+              await tx.run(INSERT_BATCH_ROW, [id, shard, "[]", null]);
+            }));
+          add(markers, part.shard, id);
+          if (!holding.includes(part.shard)) holding.push(part.shard);
+          report.replayed.push({ batch: id, shard: part.shard, rows: countRows(part) });
+        } catch (error) {
+          complete = false;
+          report.pending.push({
+            batch: id,
+            coordinator: shard,
+            shard: part.shard,
+            error: message(error),
+          });
+        }
+      }
+      // Every part is in place: the redo record goes first, then (below) the markers.
+      if (complete) await use(shard, (c) => deleteBatchRows(c, [id]));
+      else keep.add(id);
+    } catch (error) {
+      keep.add(id);
+      report.pending.push({ batch: id, coordinator: shard, shard, error: message(error) });
+    }
+  }
+  // Markers of finished batches go; those of incomplete batches, or whose coordinator
+  // could not be read (its redo record may still be there), stay.
+  const blind = report.unreadable.map((u) => u.shard);
+  for (const shard of holding) {
+    try {
+      await use(shard, async (c) => {
+        const stale = (await c.all(
+          `SELECT id, coordinator FROM ${BATCH_TABLE} WHERE payload IS NULL`,
+        )).filter((m) => !keep.has(String(m.id)) && !blind.includes(Number(m.coordinator)))
+          .map((m) => String(m.id));
+        await deleteBatchRows(c, stale);
+      });
+    } catch (error) {
+      report.unreadable.push({ shard, error: message(error) });
+    }
+  }
+  return report;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function countRows(part: BatchPart): number {
+  let n = 0;
+  for (const run of part.runs) {
+    const width = run.columns.length;
+    for (const values of run.values) n += width === 0 ? 1 : values.length / width;
+  }
+  return n;
+}

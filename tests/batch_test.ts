@@ -1,0 +1,181 @@
+// Cross-shard insertMany is all or nothing, also past a failure between two shards'
+// COMMITs: the coordinator's redo record completes the batch when the directory is next
+// opened. Crashes (SIGKILL) are in reliability_crash_test.ts; these run in-process.
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import sqlite from "node-sqlite3-wasm";
+import {
+  BatchPendingError,
+  ReshardError,
+  ShardManager,
+  ShardOperationError,
+  type SqlValue,
+} from "../mod.ts";
+import { decodeBatch, encodeBatch } from "../src/routing/batches.ts";
+import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
+import { tempDir } from "./helpers.ts";
+
+const USERS = { id: "INTEGER PRIMARY KEY", name: "TEXT" };
+
+/** Rows of `_shardlite_batches` per shard file, read with the raw driver after shutdown. */
+function bookkeeping(dbDir: string, numShards: number): { redo: number; markers: number }[] {
+  return Array.from({ length: numShards }, (_, shard) => {
+    const db = new sqlite.Database(`${dbDir}/shard_${shard}.db`, { fileMustExist: true });
+    try {
+      // The files are in WAL mode, which this driver reads only with an exclusive lock.
+      db.get("PRAGMA locking_mode=EXCLUSIVE");
+      const table = db.get(
+        "SELECT 1 AS x FROM sqlite_schema WHERE name = '_shardlite_batches'",
+      );
+      if (table === null) return { redo: 0, markers: 0 };
+      const row = db.get(
+        "SELECT count(payload) AS redo, count(*) - count(payload) AS markers " +
+          "FROM _shardlite_batches",
+      ) as { redo: number; markers: number };
+      return { redo: row.redo, markers: row.markers };
+    } finally {
+      db.close();
+    }
+  });
+}
+
+/** Redo records and markers over every shard, through the running manager. */
+async function live(manager: ShardManager): Promise<{ redo: number; markers: number }> {
+  const rows = await manager.queryAll(
+    "SELECT count(payload) AS redo, count(*) - count(payload) AS markers FROM _shardlite_batches",
+  );
+  return {
+    redo: rows.reduce((n, r) => n + Number(r.redo), 0),
+    markers: rows.reduce((n, r) => n + Number(r.markers), 0),
+  };
+}
+
+Deno.test("batch bookkeeping stays small while running and is gone after shutdown", async () => {
+  await using dir = await tempDir();
+  const manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await manager.createTable("users", USERS, { shardKey: "id" });
+  for (let round = 0; round < 5; round++) {
+    const rows = Array.from({ length: 40 }, (_, i) => ({ id: round * 40 + i + 1, name: "u" }));
+    assert.equal(await manager.insertMany("users", rows), 40);
+    // Earlier batches' redo records are deleted inside later batches' transactions:
+    // only the newest is left, and the markers of at most the two newest.
+    const { redo, markers } = await live(manager);
+    assert.equal(redo, 1, `round ${round}`);
+    assert.ok(markers >= 3 && markers <= 6, `round ${round}: ${markers} markers`);
+  }
+  // One shard only: no redo record at all.
+  const oneShard = Array.from({ length: 400 }, (_, i) => 1_000 + i)
+    .filter((id) => manager.getShardId(id) === 2).map((id) => ({ id, name: "s2" }));
+  await manager.insertMany("users", oneShard);
+  assert.equal(await manager.count("users"), 200 + oneShard.length);
+  await manager.shutdown();
+  assert.deepEqual(bookkeeping(dir.path, 4), Array(4).fill({ redo: 0, markers: 0 }));
+});
+
+Deno.test("a shard that fails COMMIT past the commit point: BatchPendingError, then reopening completes the batch", async () => {
+  await using dir = await tempDir();
+  const rows = kids(60);
+  let victim = -1;
+  let missing = 0;
+  let batchId = "";
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    const { coordinator, smallest, perShard } = roles(manager, rows);
+    assert.notEqual(coordinator, smallest);
+    victim = smallest;
+    missing = perShard[victim]!;
+    await setUpTrap(manager, victim);
+    const error = await manager.insertMany("kids", rows).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BatchPendingError, String(error));
+    assert.ok(error instanceof ShardOperationError, "callers catching ShardOperationError see it");
+    assert.equal(error.shardId, victim);
+    assert.equal(error.coordinator, coordinator);
+    assert.match(error.message, /committed on shard \d+ \(its commit point\)/);
+    assert.match(error.message, /FOREIGN KEY constraint failed/);
+    assert.match(error.message, /Nothing is lost/);
+    batchId = error.batchId;
+    // Every shard but the victim committed its part.
+    assert.equal(await manager.count("kids"), rows.length - missing);
+    assert.equal(
+      await manager.count("kids", {
+        id: rows.find((r) => manager.getShardId(r.id) === victim)!.id,
+      }),
+      0,
+    );
+  }
+  {
+    // The shard still refuses: the part stays pending, and resharding is refused.
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    await manager.ready();
+    const recovery = manager.batchRecovery!;
+    assert.equal(recovery.batches, 1);
+    assert.deepEqual(recovery.pending.map((p) => [p.batch, p.shard]), [[batchId, victim]]);
+    assert.equal(await manager.count("kids"), rows.length - missing);
+    await assert.rejects(
+      manager.reshard(5),
+      (e: unknown) => e instanceof ReshardError && /could not be completed/.test(e.message),
+    );
+    await setParent(manager, victim, true);
+  }
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    await manager.ready();
+    assert.deepEqual(manager.batchRecovery?.replayed, [{
+      batch: batchId,
+      shard: victim,
+      rows: missing,
+    }]);
+    assert.deepEqual(manager.batchRecovery?.pending, []);
+    const back = await manager.select("kids", { orderBy: "id" });
+    assert.deepEqual(back.map((r) => ({ ...r })), rows);
+  }
+  assert.deepEqual(bookkeeping(dir.path, 4), Array(4).fill({ redo: 0, markers: 0 }));
+});
+
+Deno.test("a coordinator that fails COMMIT rolls every shard back", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  const rows = kids(60);
+  const { coordinator } = roles(manager, rows);
+  await setUpTrap(manager, coordinator);
+  const error = await manager.insertMany("kids", rows).then(() => null, (e: unknown) => e);
+  assert.ok(error instanceof ShardOperationError, String(error));
+  assert.ok(!(error instanceof BatchPendingError));
+  assert.equal(error.shardId, coordinator);
+  assert.equal(await manager.count("kids"), 0);
+  // Fixed, the same call goes through whole.
+  await setParent(manager, coordinator, true);
+  assert.equal(await manager.insertMany("kids", rows), rows.length);
+  assert.equal(await manager.count("kids"), rows.length);
+});
+
+const valueArb: fc.Arbitrary<SqlValue> = fc.oneof(
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => (Object.is(d, -0) ? 0 : d)),
+  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+  fc.string({ unit: "binary" }),
+  fc.string({ unit: "grapheme" }),
+  fc.constant(null),
+  fc.uint8Array({ maxLength: 40 }),
+);
+
+Deno.test("property: redo payloads round-trip every value exactly", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(valueArb, { minLength: 1, maxLength: 6 }), { maxLength: 8 }),
+      fc.boolean(),
+      (rows, forceTagging) => {
+        const special = forceTagging ||
+          rows.some((r) => r.some((v) => typeof v === "bigint" || v instanceof Uint8Array));
+        const parts = [{
+          shard: 3,
+          runs: rows.map((r) => ({ columns: r.map((_, i) => `c${i}`), values: [r] })),
+        }];
+        const decoded = decodeBatch(encodeBatch("t", parts, special));
+        assert.equal(decoded.table, "t");
+        assert.deepEqual(decoded.parts, parts);
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
