@@ -1,7 +1,8 @@
 /** The shardlite command line: every command in-process, and the real entry as a subprocess. */
 
 import assert from "node:assert/strict";
-import { ShardManager } from "../mod.ts";
+import { BatchPendingError, ShardManager } from "../mod.ts";
+import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
 import { OwnerLock } from "../src/pool/ownership.ts";
 import { runCliCaptured } from "../src/cli/main.ts";
 import { tempDir } from "./helpers.ts";
@@ -114,6 +115,38 @@ Deno.test("check: ok, then a missing shard (warning), an extra one and a corrupt
     report.problems.map((p: { kind: string; shardId: number }) => [p.kind, p.shardId]),
     [["integrity", 1]],
   );
+});
+
+Deno.test("check reports an insertMany batch it cannot complete, then the one it completed", async () => {
+  await using dir = await tempDir("shardlite-cli-");
+  const data = `${dir.path}/data`;
+  let victim = -1;
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: data });
+    victim = roles(manager, kids(60)).smallest;
+    await setUpTrap(manager, victim);
+    await assert.rejects(manager.insertMany("kids", kids(60)), BatchPendingError);
+  }
+  const pending = await runCliCaptured(["check", data, "--json"]);
+  assert.equal(pending.code, 1, pending.stdout + pending.stderr);
+  const problems = JSON.parse(pending.stdout).problems;
+  assert.deepEqual(problems.map((p: { kind: string; shardId: number }) => [p.kind, p.shardId]), [
+    ["batch-pending", victim],
+  ]);
+  assert.match(problems[0].message, /FOREIGN KEY constraint failed.*Repair that shard/);
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: data });
+    await setParent(manager, victim, true);
+  }
+  // Opened for the check, the directory completes the batch and says so.
+  const done = await runCliCaptured(["check", data]);
+  assert.equal(done.code, 0, done.stdout + done.stderr);
+  assert.match(
+    done.stdout,
+    new RegExp(`was completed on opening: \\d+ row\\(s\\) written to shard_${victim}\\.db`),
+  );
+  await using manager = new ShardManager({ numShards: 4, dbDir: data });
+  assert.equal(await manager.count("kids"), 60);
 });
 
 Deno.test("backup and restore through the CLI, with progress on stderr", async () => {

@@ -779,19 +779,21 @@ export class ShardManager implements ShardSource {
         await new Promise<void>((resolve) => this.#drained = resolve);
         this.#drained = null;
       }
-      // No batch bookkeeping may outlive the layout it names.
+      // No batch bookkeeping may outlive the layout it names: with nothing in flight,
+      // finish or clear every batch (of any router over this manager) first.
+      await this.#router.flushBatches();
+      await this.#recoverBatches();
       const waiting = this.#batchRecovery?.pending ?? [];
       if (waiting.length > 0) {
         const first = waiting[0] as BatchRecovery["pending"][number];
         throw new ReshardError(
           this.dbDir,
-          `${waiting.length} insertMany batch part(s) could not be completed when the ` +
-            `directory was opened (batch ${first.batch}, shard ${first.shard}: ${first.error}); ` +
-            `a reshard would route them by the wrong layout. Repair shard ${first.shard}, ` +
-            `then open the directory again so they complete, and reshard after that.`,
+          `${waiting.length} insertMany batch part(s) cannot be completed (batch ` +
+            `${first.batch}, shard ${first.shard}: ${first.error}); a reshard would route ` +
+            `them by the wrong layout. Repair shard ${first.shard} (see ` +
+            `manager.batchRecovery), then reshard again.`,
         );
       }
-      await this.#router.flushBatches();
       const fromCount = this.strategy.numShards;
       const report = await runReshard(
         {

@@ -361,7 +361,9 @@ export interface CheckFinding {
     | "integrity"
     | "unfinished-reshard"
     | "missing-table"
-    | "leftover-file";
+    | "leftover-file"
+    | "batch-pending"
+    | "batch-completed";
   /** The shard concerned, if any. */
   shardId?: number;
   /** What was found and what to do. */
@@ -429,6 +431,24 @@ async function check(args: string[], io: CliIO): Promise<number> {
     if (!pendingReshard) {
       await using manager = openManager(dbDir, map);
       await manager.ready();
+      const recovery = manager.batchRecovery;
+      for (const part of recovery?.replayed ?? []) {
+        warnings.push({
+          kind: "batch-completed",
+          shardId: part.shard,
+          message: `an insertMany cut short by a crash (batch ${part.batch}) was completed ` +
+            `on opening: ${part.rows} row(s) written to shard_${part.shard}.db.`,
+        });
+      }
+      for (const part of recovery?.pending ?? []) {
+        problems.push({
+          kind: "batch-pending",
+          shardId: part.shard,
+          message: `insertMany batch ${part.batch} committed on shard ${part.coordinator}, ` +
+            `but its part for shard_${part.shard}.db cannot be written: ${part.error}. ` +
+            `Repair that shard; the next open writes the part.`,
+        });
+      }
       for (const shard of shards) {
         if (!shard.exists) continue;
         const id = shard.shardId;

@@ -462,10 +462,8 @@ export class Router {
       const batch = shardIds.length > 1 ? this.#prepareBatch(table, runs, shardIds) : undefined;
       if (batch !== undefined) {
         // The coordinator commits first: its COMMIT is the batch's commit point.
-        shardIds.sort((
-          a,
-          b,
-        ) => (a === batch.coordinator ? -1 : b === batch.coordinator ? 1 : a - b));
+        const rank = (shardId: number) => (shardId === batch.coordinator ? -1 : shardId);
+        shardIds.sort((a, b) => rank(a) - rank(b));
       }
       // Cleanup owed by earlier batches rides along in these transactions.
       const owed = shardIds.map((shardId) => this.#ledger.owed(shardId));
@@ -513,6 +511,7 @@ export class Router {
           throw new ShardOperationError(shardIds[0] as number, first.path, error);
         }
         this.#ledger.deleted(shardIds[0] as number, owed[0] as string[]);
+        // Only a batch has more shards: past its commit point, every part must land.
         let pending: BatchPendingError | undefined;
         for (let i = 1; i < leases.length; i++) {
           const conn = leases[i] as PooledConnection;
@@ -520,25 +519,15 @@ export class Router {
           try {
             await conn.commit();
             this.#ledger.deleted(shardId, owed[i] as string[]);
-          } catch (error) {
-            // Past the commit point: this shard's part must land. Try once more from the
-            // rows in memory; failing that, recovery applies the coordinator's redo record.
-            await conn.rollback().catch(() => {});
-            const part = batch?.parts.find((p) => p.shard === shardId);
-            const retried = batch === undefined || part === undefined
-              ? error
-              : await conn.transaction(async (tx) => {
-                await tx.exec(CREATE_BATCH_TABLE);
-                await applyPart(tx, table, part);
-                await tx.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
-              }).then(() => undefined, (again: unknown) => again);
-            if (retried !== undefined && batch !== undefined) {
+          } catch {
+            const failure = await this.#landPart(conn, table, batch as PreparedBatch, shardId);
+            if (failure !== undefined) {
               pending ??= new BatchPendingError(
-                batch.id,
-                batch.coordinator,
+                (batch as PreparedBatch).id,
+                (batch as PreparedBatch).coordinator,
                 shardId,
                 conn.path,
-                retried,
+                failure,
               );
             }
           }
@@ -557,6 +546,26 @@ export class Router {
     } finally {
       this.#source.leave();
     }
+  }
+
+  /**
+   * A shard's COMMIT failed past the batch's commit point: tries its part once more, in a
+   * new transaction, from the rows in memory. Returns the error if that fails too (then
+   * the coordinator's redo record applies it when the directory is next opened).
+   */
+  async #landPart(
+    conn: PooledConnection,
+    table: string,
+    batch: PreparedBatch,
+    shardId: number,
+  ): Promise<unknown> {
+    await conn.rollback().catch(() => {});
+    const part = batch.parts.find((p) => p.shard === shardId) as BatchPart;
+    return await conn.transaction(async (tx) => {
+      await tx.exec(CREATE_BATCH_TABLE);
+      await applyPart(tx, table, part);
+      await tx.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
+    }).then(() => undefined, (error: unknown) => error);
   }
 
   /**
