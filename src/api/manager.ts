@@ -459,9 +459,27 @@ export class ShardManager implements ShardSource {
   }
 
   /**
-   * Inserts rows grouped per shard, one transaction per shard; the shards commit only once
-   * every shard has taken its rows (else all roll back). Atomic per shard, not across
-   * shards: a crash between two shards' COMMITs leaves the earlier ones committed.
+   * Inserts rows grouped per shard, one transaction per shard, all or nothing across
+   * shards, also across a crash: the shard with the most rows commits first, holding a
+   * redo record of the other shards' rows, and opening the directory replays any part a
+   * crash cut off. Before that first COMMIT a failure rolls every shard back; after it, a
+   * shard that cannot commit (even on a second try) gives `BatchPendingError`, and its part
+   * is applied when the directory is next opened. Returns the number of rows inserted.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", name: "TEXT" }, {
+   *   shardKey: "id",
+   * });
+   * const rows = Array.from({ length: 1_000 }, (_, i) => ({ id: i + 1, name: `user ${i + 1}` }));
+   * if (await manager.insertMany("users", rows) !== 1_000) throw new Error("expected 1000");
+   * if (await manager.count("users") !== 1_000) throw new Error("expected 1000 rows");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   insertMany(
     table: string,

@@ -391,9 +391,9 @@ export class Router {
   }
 
   /**
-   * Inserts rows grouped per shard, one transaction per shard. Every shard's
-   * transaction is committed only when all shards inserted their rows; otherwise all
-   * are rolled back. Returns the number of rows inserted.
+   * Inserts rows grouped per shard, one transaction per shard, all or nothing across
+   * shards (also across a crash; see `ShardManager.insertMany` and `batches.ts`).
+   * Returns the number of rows inserted.
    */
   async routeInsertMany(
     table: string,
