@@ -188,3 +188,28 @@ Deno.test("property: redo payloads round-trip every value exactly", () => {
     { numRuns: 500 },
   );
 });
+
+Deno.test("concurrent insertMany calls, transactions and a point-in-time backup never deadlock", async () => {
+  await using dir = await tempDir();
+  // Few slots and a short timeout: a deadlock would surface as PoolTimeoutErrors.
+  await using manager = new ShardManager({
+    numShards: 4,
+    dbDir: `${dir.path}/data`,
+    pool: { maxConnections: 2, timeoutMs: 5_000 },
+  });
+  await manager.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  const tasks: Promise<unknown>[] = [];
+  for (let b = 0; b < 40; b++) {
+    const rows = Array.from({ length: 50 }, (_, i) => ({ id: b * 1_000 + i + 1, v: "many" }));
+    tasks.push(manager.insertMany("t", rows));
+    const key = b * 1_000 + 999;
+    tasks.push(manager.transaction(key, async (c) => {
+      await c.run("INSERT INTO t (id, v) VALUES (?, ?)", [key, "tx"]);
+    }));
+    if (b === 20) tasks.push(manager.backup(`${dir.path}/backup`, { pointInTime: true }));
+  }
+  const results = await Promise.allSettled(tasks);
+  const failed = results.filter((r) => r.status === "rejected");
+  assert.deepEqual(failed.map((r) => String((r as PromiseRejectedResult).reason)), []);
+  assert.equal(await manager.count("t"), 40 * 51);
+});

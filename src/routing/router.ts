@@ -460,16 +460,20 @@ export class Router {
         if (list !== undefined) shardIds.push(shardId);
       });
       const batch = shardIds.length > 1 ? this.#prepareBatch(table, runs, shardIds) : undefined;
+      // Commit order: the coordinator first; its COMMIT is the batch's commit point.
+      const commitOrder = shardIds.map((_, i) => i);
       if (batch !== undefined) {
-        // The coordinator commits first: its COMMIT is the batch's commit point.
-        const rank = (shardId: number) => (shardId === batch.coordinator ? -1 : shardId);
-        shardIds.sort((a, b) => rank(a) - rank(b));
+        const rank = (i: number) => (shardIds[i] === batch.coordinator ? -1 : i);
+        commitOrder.sort((a, b) => rank(a) - rank(b));
       }
       // Cleanup owed by earlier batches rides along in these transactions.
       const owed = shardIds.map((shardId) => this.#ledger.owed(shardId));
       const leases: PooledConnection[] = [];
       const pools: ConnectionPool[] = [];
       try {
+        // Leases, then transactions, are taken one at a time in ascending shard order, as
+        // every writer holding several shards does (backup's pointInTime too): two such
+        // writers can never each hold what the other waits for.
         for (const shardId of shardIds) {
           const pool = this.#source.getPool(shardId);
           const conn = await pool.getConnection().catch((error) => {
@@ -478,11 +482,15 @@ export class Router {
           pools.push(pool);
           leases.push(conn);
         }
+        for (const [i, conn] of leases.entries()) {
+          await conn.exec("BEGIN IMMEDIATE").catch((error) => {
+            throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+          });
+        }
         await Promise.all(shardIds.map(async (shardId, i) => {
           const conn = leases[i] as PooledConnection;
           const debts = owed[i] as string[];
           try {
-            await conn.exec("BEGIN IMMEDIATE");
             if (batch !== undefined || debts.length > 0) await conn.exec(CREATE_BATCH_TABLE);
             if (debts.length > 0) await deleteBatchRows(conn, debts);
             // A few calls per run; the event loop gets a turn between runs.
@@ -504,16 +512,17 @@ export class Router {
           }
         }));
         // Before the first COMMIT any failure rolls every shard back.
-        const first = leases[0] as PooledConnection;
+        const head = commitOrder[0] as number;
+        const first = leases[head] as PooledConnection;
         try {
           await first.commit();
         } catch (error) {
-          throw new ShardOperationError(shardIds[0] as number, first.path, error);
+          throw new ShardOperationError(shardIds[head] as number, first.path, error);
         }
-        this.#ledger.deleted(shardIds[0] as number, owed[0] as string[]);
+        this.#ledger.deleted(shardIds[head] as number, owed[head] as string[]);
         // Only a batch has more shards: past its commit point, every part must land.
         let pending: BatchPendingError | undefined;
-        for (let i = 1; i < leases.length; i++) {
+        for (const i of commitOrder.slice(1)) {
           const conn = leases[i] as PooledConnection;
           const shardId = shardIds[i] as number;
           try {
