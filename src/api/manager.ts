@@ -76,6 +76,14 @@ export interface ShardManagerOptions {
   pool?: PoolOptions;
   /** How many shards a cross-shard operation works on at once. Default 16. */
   maxConcurrentShards?: number;
+  /**
+   * How many shard files stay open at once. Beyond it, opening a shard first closes the
+   * least recently used shard that nobody is using (checkpointing it; it reopens on its
+   * next use, in about a millisecond). Each open shard costs its page cache (`pool.
+   * cacheSizeKiB`, 2 MB by default) plus about 0.3 MB, out of one 2 GiB WebAssembly heap
+   * for the whole process. Default 256.
+   */
+  maxOpenShards?: number;
 }
 
 /** One shard as {@link ShardManager.getShardInfo} describes it. */
@@ -114,6 +122,8 @@ export interface ShardStats extends ShardInfo {
 
 const managers = new Set<ShardManager>();
 
+const DEFAULT_MAX_OPEN_SHARDS = 256;
+
 /** @internal Every open manager of the process, for module-level shutdown(). */
 export function openManagers(): ShardManager[] {
   return [...managers];
@@ -146,7 +156,12 @@ export class ShardManager implements ShardSource {
   /** How many shards a cross-shard operation works on at once. */
   readonly maxConcurrentShards: number;
   readonly #poolOptions: PoolOptions;
+  // Open pools in least-recently-used order (a Map keeps insertion order).
   readonly #pools = new Map<number, ConnectionPool>();
+  readonly #maxOpenShards: number;
+  // Pools closed to respect maxOpenShards, until their close completes.
+  readonly #evicting = new Set<Promise<void>>();
+  #evictions = 0;
   #batchRecovery: BatchRecovery | null = null;
   readonly #router: Router;
   #map: ShardMap | null = null;
@@ -189,6 +204,11 @@ export class ShardManager implements ShardSource {
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
       throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
     }
+    const maxOpen = options.maxOpenShards ?? DEFAULT_MAX_OPEN_SHARDS;
+    if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) {
+      throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
+    }
+    this.#maxOpenShards = maxOpen;
     this.dbDir = options.dbDir.replace(/\/+$/, "") || "/";
     this.#strategy = strategy;
     this.maxConcurrentShards = concurrency;
@@ -357,8 +377,59 @@ export class ShardManager implements ShardSource {
         ...this.#poolOptions,
       });
       this.#pools.set(shardId, pool);
+    } else if (this.#pools.size >= this.#maxOpenShards) {
+      // Mark it most recently used; only needed once the bound is near.
+      this.#pools.delete(shardId);
+      this.#pools.set(shardId, pool);
     }
+    if (this.#pools.size > this.#maxOpenShards) this.#evictIdle(shardId);
     return pool;
+  }
+
+  /**
+   * Closes least recently used pools nobody is using until at most `maxOpenShards` are
+   * open. A busy pool is never closed: the bound is exceeded while every pool is in use.
+   * A pool taken out here is closing; the next use of its shard opens a fresh one (which
+   * shares the file's handle while the old one finishes closing).
+   */
+  #evictIdle(keep: number): void {
+    for (const [shardId, pool] of this.#pools) {
+      if (this.#pools.size <= this.#maxOpenShards) return;
+      if (shardId === keep || !pool.isIdle) continue;
+      this.#evictions++;
+      this.#closePool(shardId, pool);
+    }
+  }
+
+  /** Takes `pool` out and closes it in the background (tracked until done). */
+  #closePool(shardId: number, pool: ConnectionPool): void {
+    this.#pools.delete(shardId);
+    const closing = pool.closeAll().catch(() => {
+      // A close that fails leaves the file for the next open to check; nothing to add.
+    });
+    this.#evicting.add(closing);
+    closing.finally(() => this.#evicting.delete(closing));
+  }
+
+  /**
+   * Closes every shard pool nobody is using now (they reopen on their next use) and waits
+   * for closes already under way. Returns how many it closed. Frees their memory and file
+   * handles, e.g. after a burst over many shards.
+   */
+  async closeIdleShards(): Promise<number> {
+    let closed = 0;
+    for (const [shardId, pool] of this.#pools) {
+      if (!pool.isIdle) continue;
+      closed++;
+      this.#closePool(shardId, pool);
+    }
+    await Promise.allSettled([...this.#evicting]);
+    return closed;
+  }
+
+  /** Shard files open now, and how many were closed to respect `maxOpenShards`. */
+  get openShards(): { open: number; max: number; evictions: number } {
+    return { open: this.#pools.size, max: this.#maxOpenShards, evictions: this.#evictions };
   }
 
   /** The shard-key column recorded for `table`, if any. */
@@ -830,6 +901,8 @@ export class ShardManager implements ShardSource {
             const pool = this.#pools.get(id);
             this.#pools.delete(id);
             await pool?.closeAll();
+            // A pool closed to respect maxOpenShards may still be closing.
+            await Promise.allSettled([...this.#evicting]);
             const removed: string[] = [];
             for (const path of [this.shardPath(id), `${this.shardPath(id)}-wal`]) {
               try {
@@ -871,6 +944,7 @@ export class ShardManager implements ShardSource {
       await this.#router.flushBatches((id) => this.#pools.get(id)).catch(() => {});
       const pools = [...this.#pools.values()];
       const results = await Promise.allSettled(pools.map((p) => p.closeAll(options)));
+      await Promise.allSettled([...this.#evicting]);
       this.#releaseDirectory?.();
       this.#releaseDirectory = null;
       const failed = results.find((r) => r.status === "rejected");

@@ -35,6 +35,13 @@ export interface PoolOptions {
   leakDetectionMs?: number;
   /** Prepared statements cached on the shard's handle. Default 128. */
   statementCacheSize?: number;
+  /**
+   * SQLite's page cache of the shard's handle, in KiB (`PRAGMA cache_size=-N`). Default 2000,
+   * SQLite's own. Every handle of the process shares one WebAssembly heap of at most 2 GiB:
+   * with hundreds of shards open, lower it (or bound open shards with
+   * `ShardManagerOptions.maxOpenShards`).
+   */
+  cacheSizeKiB?: number;
   /** How often the file is checked for deletion or replacement, in ms. Default 500 (0 = never). */
   fileCheckIntervalMs?: number;
   /** Validate the handle after it has been idle this long, in ms. Default 30 000. */
@@ -119,6 +126,9 @@ const DEFAULT_MAX_CONNECTIONS = 10;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** The default grace period of {@link ConnectionPool.closeAll}, in ms. */
 export const DEFAULT_CLOSE_GRACE_MS = 2_000;
+
+/** SQLite's default page cache, in KiB. */
+const DEFAULT_CACHE_SIZE_KIB = 2000;
 
 function positiveInteger(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value)) {
@@ -211,6 +221,7 @@ export class ConnectionPool {
   readonly #fileOptions: {
     driver: Driver;
     statementCacheSize: number;
+    cacheSizeKiB: number;
     fileCheckIntervalMs: number;
     idleValidationMs: number;
     synchronous: "full" | "normal";
@@ -283,6 +294,9 @@ export class ConnectionPool {
         : (options.statementCacheSize === 0
           ? 0
           : positiveInteger(options.statementCacheSize, "statementCacheSize")),
+      cacheSizeKiB: options.cacheSizeKiB === undefined
+        ? DEFAULT_CACHE_SIZE_KIB
+        : positiveInteger(options.cacheSizeKiB, "cacheSizeKiB"),
       fileCheckIntervalMs: options.fileCheckIntervalMs === undefined
         ? 500
         : positiveMs(options.fileCheckIntervalMs, "fileCheckIntervalMs", true),
@@ -295,6 +309,11 @@ export class ConnectionPool {
       throw new TypeError(`synchronous must be "full" or "normal"`);
     }
     this.#onEvent = options.onEvent ?? defaultEventHandler;
+  }
+
+  /** True when no lease is out, nobody waits and the pool is not closing. */
+  get isIdle(): boolean {
+    return this.#activeCount === 0 && this.#waiters.size === 0 && !this.#closing;
   }
 
   /** The shard file's path. */

@@ -51,6 +51,8 @@ export interface ShardFileOptions {
   driver: Driver;
   /** Prepared statements kept per handle. */
   statementCacheSize: number;
+  /** The handle's page cache, in KiB. */
+  cacheSizeKiB: number;
   /** How often the file's identity on disk is checked, in milliseconds (0 = never). */
   fileCheckIntervalMs: number;
   /** Validate the handle once it has been idle this long, in milliseconds. */
@@ -257,7 +259,10 @@ export class ShardFile {
       if (mode !== "wal") {
         throw new ShardOpenError(this.path, `journal_mode stayed ${String(mode)}, not wal`);
       }
-      handle.exec(`PRAGMA foreign_keys=ON; PRAGMA synchronous=${this.#options.synchronous}`);
+      handle.exec(
+        `PRAGMA foreign_keys=ON; PRAGMA synchronous=${this.#options.synchronous}; ` +
+          `PRAGMA cache_size=-${this.#options.cacheSizeKiB}`,
+      );
       handle.get("SELECT count(*) FROM sqlite_schema");
     } catch (error) {
       try {
