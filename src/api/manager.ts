@@ -621,6 +621,41 @@ export class ShardManager implements ShardSource {
     return this.#router.routeAggregate(table, expressions, options);
   }
 
+  /**
+   * COUNT/SUM/AVG/MIN/MAX per group, over every shard (or `key`'s): one row per group of
+   * equal `groupBy` values, ordered by them (NULL first), with each expression keyed as
+   * given. Each group combines exactly across shards, as `aggregate` does; groups merge
+   * when their values are equal under SQLite's BINARY collation.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", city: "TEXT", age: "INTEGER" }, {
+   *   shardKey: "id",
+   * });
+   * await manager.insertMany("users", Array.from({ length: 30 }, (_, i) => ({
+   *   id: i + 1,
+   *   city: i % 3 === 0 ? "Oslo" : "Lima",
+   *   age: 20 + i,
+   * })));
+   * const rows = await manager.aggregateBy("users", "city", ["COUNT(*)", "AVG(age)"]);
+   * // [{ city: "Lima", "COUNT(*)": 20, "AVG(age)": 35 }, { city: "Oslo", "COUNT(*)": 10, "AVG(age)": 33.5 }]
+   * if (rows[0]?.["AVG(age)"] !== 35 || rows[1]?.["COUNT(*)"] !== 10) throw new Error("unexpected");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  aggregateBy(
+    table: string,
+    groupBy: string | readonly string[],
+    expressions: string | readonly string[],
+    options?: RouteOptions,
+  ): Promise<Row[]> {
+    return this.#router.routeAggregateBy(table, groupBy, expressions, options);
+  }
+
   /** Raw SQL on the shard of `key`; returns its rows. */
   query(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
     return this.#router.routeQuery(key, sql, params);
@@ -628,7 +663,8 @@ export class ShardManager implements ShardSource {
 
   /**
    * Raw SQL on every shard, rows merged (by `orderBy` when given). GROUP BY, DISTINCT
-   * and aggregates are per shard here; use {@link aggregate} for combined aggregates.
+   * and aggregates are per shard here; use {@link aggregate} or {@link aggregateBy} for
+   * combined ones.
    */
   queryAll(sql: string, params?: Params, options?: QueryAllOptions): Promise<Row[]> {
     return this.#router.routeQueryAll(sql, params, options);

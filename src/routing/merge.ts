@@ -417,3 +417,82 @@ export function combineAggregate(
     }
   }
 }
+
+/**
+ * A per-shard statement computing, for each group of rows with equal `groupBy` values,
+ * the partials of `aggregates` (aliases `a<i>`); group values come back as `g<j>`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { buildGroupedAggregate } from "./merge.ts";
+ * const { sql } = buildGroupedAggregate("users", ["team"], ["COUNT(*)"]);
+ * assert(sql ===
+ *   'SELECT "team" AS "g0", COUNT(*) AS "a0_count" FROM "users" GROUP BY "team"');
+ * ```
+ */
+export function buildGroupedAggregate(
+  table: string,
+  groupBy: readonly string[],
+  aggregates: readonly (Aggregate | string)[],
+  where?: Where | undefined,
+): SqlStatement {
+  if (groupBy.length === 0) throw new InvalidQueryError("groupBy", "name at least one column");
+  if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
+  const columns = groupBy.map((column) => quoteIdentifier(column, "groupBy column"));
+  const keys = columns.map((column, j) => `${column} AS "g${j}"`);
+  const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
+  const filter = buildWhere(where);
+  let sql = `SELECT ${[...keys, ...list].join(", ")} FROM ${quoteIdentifier(table, "table")}`;
+  if (filter.sql !== "") sql += ` ${filter.sql}`;
+  return { sql: `${sql} GROUP BY ${columns.join(", ")}`, params: filter.params };
+}
+
+/**
+ * Combines every shard's groups (rows of {@link buildGroupedAggregate}) into one row per
+ * group, ordered by the group values as SQLite orders them (NULL first). Groups from
+ * different shards merge when their values compare equal as SQLite compares them with
+ * the BINARY collation; each aggregate combines as in {@link combineAggregate}. Each row
+ * holds the `groupBy` columns and one entry per aggregate, keyed by `labels[i]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { combineGroups } from "./merge.ts";
+ * const rows = combineGroups(["team"], ["COUNT(*)"], ["COUNT(*)"], [
+ *   [{ g0: "red", a0_count: 2 }, { g0: "blue", a0_count: 1 }],
+ *   [{ g0: "red", a0_count: 3 }],
+ * ]);
+ * assert.deepEqual(rows, [{ team: "blue", "COUNT(*)": 1 }, { team: "red", "COUNT(*)": 5 }]);
+ * ```
+ */
+export function combineGroups(
+  groupBy: readonly string[],
+  aggregates: readonly (Aggregate | string)[],
+  labels: readonly string[],
+  lists: readonly (readonly Row[])[],
+): Row[] {
+  const compareKeys = (x: Row, y: Row): number => {
+    for (let j = 0; j < groupBy.length; j++) {
+      const order = compareSqlValues(x[`g${j}`] ?? null, y[`g${j}`] ?? null);
+      if (order !== 0) return order;
+    }
+    return 0;
+  };
+  const all = lists.flat().sort(compareKeys);
+  const result: Row[] = [];
+  for (let start = 0; start < all.length;) {
+    let end = start + 1;
+    while (end < all.length && compareKeys(all[start] as Row, all[end] as Row) === 0) end++;
+    const group = all.slice(start, end);
+    const first = group[0] as Row;
+    const row: Row = {};
+    groupBy.forEach((column, j) => row[column] = first[`g${j}`] ?? null);
+    aggregates.forEach((aggregate, i) => {
+      row[labels[i] as string] = combineAggregate(aggregate, group, `a${i}`);
+    });
+    result.push(row);
+    start = end;
+  }
+  return result;
+}

@@ -26,7 +26,14 @@ import {
   encodeBatch,
   INSERT_BATCH_ROW,
 } from "./batches.ts";
-import { buildPartialAggregate, combineAggregate, mergeSorted, shardLimit } from "./merge.ts";
+import {
+  buildGroupedAggregate,
+  buildPartialAggregate,
+  combineAggregate,
+  combineGroups,
+  mergeSorted,
+  shardLimit,
+} from "./merge.ts";
 import {
   buildDelete,
   buildInsert,
@@ -780,6 +787,32 @@ export class Router {
         result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
       });
       return result;
+    } finally {
+      this.#source.leave();
+    }
+  }
+
+  /**
+   * COUNT/SUM/AVG/MIN/MAX per group of `groupBy` values over every shard (or `key`'s):
+   * one row per group, ordered by the group values, holding the group columns and each
+   * expression keyed as given. Groups from different shards are merged exactly.
+   */
+  async routeAggregateBy(
+    table: string,
+    groupBy: string | readonly string[],
+    expressions: string | readonly string[],
+    options: RouteOptions = {},
+  ): Promise<Row[]> {
+    const admitted = this.#admit();
+    if (admitted !== undefined) await admitted;
+    try {
+      const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
+      const list = typeof expressions === "string" ? [expressions] : [...expressions];
+      const parsed = list.map((e) => parseAggregate(e));
+      const { shards, where } = this.#target(table, options);
+      const statement = buildGroupedAggregate(table, columns, parsed, where);
+      const lists = await this.#onShards(shards, (c) => c.all(statement.sql, statement.params));
+      return combineGroups(columns, parsed, list, lists);
     } finally {
       this.#source.leave();
     }
