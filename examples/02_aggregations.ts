@@ -107,6 +107,14 @@ try {
   });
   console.log(`   Top 3 sales:   ${top.map((s) => `${s.product} ${money(s.amount)}`).join(", ")}`);
 
+  // GROUP BY across shards: each shard groups its rows, the groups are combined exactly.
+  const byRegion = await manager.aggregateBy("sales", "region", ["COUNT(*)", "SUM(amount)"]);
+  for (const r of byRegion) {
+    console.log(
+      `   ${String(r.region).padEnd(6)} ${r["COUNT(*)"]} sales, ${money(r["SUM(amount)"])}`,
+    );
+  }
+
   // Only COUNT/SUM/AVG/MIN/MAX of a column can be combined exactly; others are refused.
   try {
     await manager.aggregate("sales", "COUNT(DISTINCT region)");
