@@ -99,10 +99,10 @@ export async function applyPart(conn: PooledConnection, table: string, part: Bat
     const sql = buildInsert(table, row).sql; // validates the table and the columns again
     const rows: SqlValue[][] = [];
     for (const values of run.values) {
-      if (width === 0) rows.push([]);
-      else {for (let at = 0; at < values.length; at += width) {
-          rows.push(values.slice(at, at + width));
-        }}
+      if (width === 0) rows.push([]); // a DEFAULT VALUES row
+      for (let at = 0; width > 0 && at < values.length; at += width) {
+        rows.push(values.slice(at, at + width));
+      }
     }
     for (const packed of packInsert(sql, rows)) await conn.runMany(packed.sql, packed.params);
   }
@@ -121,14 +121,6 @@ export class BatchLedger {
   readonly #markers = new Map<number, Set<string>>();
   // id -> the shards holding its markers.
   readonly #others = new Map<string, number[]>();
-
-  /** Ids owed on any shard. */
-  get size(): number {
-    let n = 0;
-    for (const ids of this.#redo.values()) n += ids.size;
-    for (const ids of this.#markers.values()) n += ids.size;
-    return n;
-  }
 
   /** Every shard of `batch` committed: its redo record on `coordinator` may go. */
   finished(batch: string, coordinator: number, others: number[]): void {
@@ -158,19 +150,20 @@ export class BatchLedger {
   }
 
   /**
-   * Pays everything owed: redo records first, then markers. `conn(shard)` gives a
-   * connection, or undefined when the shard is gone (its debts are dropped: recovery
-   * cleans whatever is left at the next open).
+   * Pays everything owed: redo records first, then markers. `run(shard, fn)` runs `fn` on
+   * a connection of `shard` and resolves true, or resolves false when it cannot reach the
+   * shard now (a pool already closed): then those debts stay, and so do the markers of a
+   * redo record left in place. What is left is cleaned when the directory is next opened.
    */
   async flush(
-    run: (shard: number, fn: (c: PooledConnection) => Promise<void>) => Promise<void>,
+    run: (shard: number, fn: (c: PooledConnection) => Promise<void>) => Promise<boolean>,
   ): Promise<void> {
     for (const phase of [this.#redo, this.#markers]) {
       for (const shard of [...phase.keys()]) {
         const ids = [...phase.get(shard) ?? []];
-        if (ids.length === 0) continue;
-        await run(shard, (c) => deleteBatchRows(c, ids));
-        this.deleted(shard, ids);
+        if (ids.length > 0 && await run(shard, (c) => deleteBatchRows(c, ids))) {
+          this.deleted(shard, ids);
+        }
       }
     }
   }

@@ -630,7 +630,10 @@ export class Router {
     pool: (shardId: number) => ConnectionPool | undefined = (id) => this.#source.getPool(id),
   ): Promise<void> {
     await this.#ledger.flush(async (shardId, fn) => {
-      await pool(shardId)?.withConnection(fn);
+      const found = pool(shardId);
+      if (found === undefined) return false;
+      await found.withConnection(fn);
+      return true;
     });
   }
 
