@@ -693,8 +693,18 @@ export class ShardManager implements ShardSource {
   async getShardStats(): Promise<ShardStats[]> {
     await this.ready();
     const tables = Object.keys(this.#map?.tables ?? {});
-    return await Promise.all(
-      this.strategy.getAllShardIds().map(async (shardId) => {
+    const stats: ShardStats[] = [];
+    // At most maxConcurrentShards at once: each one opens its shard.
+    const ids = this.strategy.getAllShardIds();
+    for (let at = 0; at < ids.length; at += this.maxConcurrentShards) {
+      stats.push(...await this.#statsOf(ids.slice(at, at + this.maxConcurrentShards), tables));
+    }
+    return stats;
+  }
+
+  #statsOf(ids: readonly number[], tables: readonly string[]): Promise<ShardStats[]> {
+    return Promise.all(
+      ids.map(async (shardId) => {
         const path = this.shardPath(shardId);
         let sizeBytes = 0;
         let exists = false;
@@ -707,8 +717,9 @@ export class ShardManager implements ShardSource {
           // No file, or no WAL.
         }
         const rows: Record<string, number> = {};
+        let pool = this.#pools.get(shardId);
         if (exists) {
-          const pool = this.getPool(shardId);
+          pool = this.getPool(shardId);
           await pool.withConnection(async (c) => {
             for (const table of tables) {
               // Names come from the map file: quote (and so validate) them again.
@@ -721,7 +732,6 @@ export class ShardManager implements ShardSource {
             throw new ShardOperationError(shardId, path, error);
           });
         }
-        const pool = this.#pools.get(shardId);
         return { shardId, path, exists, sizeBytes, rows, pool: pool?.getPoolStats() ?? null };
       }),
     );
