@@ -239,3 +239,35 @@ Deno.test("shutdown with the coordinator's pool already closed (maxOpenShards) r
   assert.deepEqual(manager.batchRecovery?.pending, []);
   assert.equal(await manager.count("notes"), 120);
 });
+
+Deno.test("two managers opening one directory at once: one recovers, the other waits for it", async () => {
+  await using dir = await tempDir();
+  const rows = kids(60);
+  let victim = -1;
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    victim = roles(manager, rows).smallest;
+    await setUpTrap(manager, victim);
+    await assert.rejects(manager.insertMany("kids", rows), BatchPendingError);
+  }
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    await setParent(manager, victim, true);
+  }
+  await using a = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await using b = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await Promise.all([a.ready(), b.ready()]);
+  assert.equal(a.batchRecovery?.replayed.length, 1);
+  assert.equal(b.batchRecovery, null, "the second owner ran no recovery of its own");
+  assert.equal(await b.count("kids"), rows.length);
+  // Resharding under a second manager of this process is refused: it would keep routing
+  // by the old layout.
+  await assert.rejects(
+    a.reshard(5),
+    (e: unknown) =>
+      e instanceof ReshardError && /another ShardManager in this process/.test(e.message),
+  );
+  await b.shutdown();
+  await a.reshard(3);
+  assert.equal(await a.count("kids"), rows.length);
+});

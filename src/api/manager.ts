@@ -41,6 +41,7 @@ import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import {
   acquireDirectory,
   checkLayout,
+  directoryUsers,
   readShardMap,
   SHARD_MAP_FORMAT,
   type ShardMap,
@@ -123,6 +124,9 @@ export interface ShardStats extends ShardInfo {
 const managers = new Set<ShardManager>();
 
 const DEFAULT_MAX_OPEN_SHARDS = 256;
+
+// Batch recovery under way, by directory (real path), for managers sharing it to await.
+const recoveries = new Map<string, Promise<void>>();
 
 /** @internal Every open manager of the process, for module-level shutdown(). */
 export function openManagers(): ShardManager[] {
@@ -321,7 +325,20 @@ export class ShardManager implements ShardSource {
         };
         writeShardMap(this.dbDir, this.#map);
       }
-      await this.#recoverBatches();
+      // Only the first owner in this process recovers; a manager sharing the directory
+      // waits for that (and may have batches in flight, which are not recovery's to touch).
+      const key = Deno.realPathSync(this.dbDir);
+      if (directoryUsers(this.dbDir) === 1) {
+        const recovery = this.#recoverBatches();
+        recoveries.set(key, recovery);
+        try {
+          await recovery;
+        } finally {
+          if (recoveries.get(key) === recovery) recoveries.delete(key);
+        }
+      } else {
+        await recoveries.get(key);
+      }
     } catch (error) {
       // Pools opened for recovery let go of their files with the directory.
       const pools = [...this.#pools.values()];
@@ -913,6 +930,15 @@ export class ShardManager implements ShardSource {
       if (this.#inFlight > 0) {
         await new Promise<void>((resolve) => this.#drained = resolve);
         this.#drained = null;
+      }
+      // Another manager of this process on the directory would keep routing by the old
+      // layout, and its batches in flight are not for recovery to touch.
+      if (directoryUsers(this.dbDir) > 1) {
+        throw new ReshardError(
+          this.dbDir,
+          `another ShardManager in this process has the directory open; shut it down ` +
+            `first (it would keep routing by the old layout)`,
+        );
       }
       // No batch bookkeeping may outlive the layout it names: with nothing in flight,
       // finish or clear every batch (of any router over this manager) first.

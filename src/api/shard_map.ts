@@ -117,6 +117,15 @@ interface DirectoryEntry {
 
 const directories = new Map<string, DirectoryEntry>();
 
+/** How many owners in this process share `dbDir` now (0 when none holds it). */
+export function directoryUsers(dbDir: string): number {
+  try {
+    return directories.get(Deno.realPathSync(dbDir))?.users ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * Takes (or shares, within this process) the ownership of `dbDir`: an OS lock on
  * `shardlite.json.owner`. A second live process gets ShardLockedError naming the pid.
