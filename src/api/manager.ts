@@ -366,8 +366,10 @@ export class ShardManager implements ShardSource {
   }
 
   /**
-   * What opening the directory found of cross-shard `insertMany` batches interrupted by a
-   * crash after their commit point, and which shard parts it replayed (null before open).
+   * The last batch recovery of this manager (when it opened the directory, or before its
+   * last reshard): cross-shard `insertMany` batches cut short after their commit point,
+   * the shard parts replayed, and those still pending. Null before open, and for a
+   * manager that shared a directory another manager of the process had opened first.
    */
   get batchRecovery(): BatchRecovery | null {
     return this.#batchRecovery === null ? null : structuredClone(this.#batchRecovery);
