@@ -52,20 +52,29 @@ interface Payload {
   parts: BatchPart[];
 }
 
-// JSON cannot carry bigints or bytes: they travel as {"$b": "123"} and {"$u": "<base64>"}.
+// JSON cannot carry bigints, bytes or infinities: they travel as {"$b": "123"},
+// {"$u": "<base64>"} and {"$f": "-Infinity"}.
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return { $b: value.toString() };
   if (value instanceof Uint8Array) return { $u: Buffer.from(value).toString("base64") };
+  if (typeof value === "number" && !Number.isFinite(value)) return { $f: String(value) };
   return value;
 }
 
 function reviver(_key: string, value: unknown): unknown {
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    const tagged = value as { $b?: unknown; $u?: unknown };
+    const tagged = value as { $b?: unknown; $u?: unknown; $f?: unknown };
     if (typeof tagged.$b === "string") return BigInt(tagged.$b);
     if (typeof tagged.$u === "string") return new Uint8Array(Buffer.from(tagged.$u, "base64"));
+    if (tagged.$f === "Infinity" || tagged.$f === "-Infinity") return Number(tagged.$f);
   }
   return value;
+}
+
+/** Whether `value` needs a tag in a redo record (see {@link encodeBatch}). */
+export function needsTag(value: SqlValue): boolean {
+  return typeof value === "object" && value !== null || typeof value === "bigint" ||
+    typeof value === "number" && !Number.isFinite(value);
 }
 
 const encoder = new TextEncoder();
@@ -74,8 +83,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /**
  * Serializes the rows of `parts` for a redo record: JSON as UTF-8 bytes (a blob binds
  * with one copy; a long string goes through a slow JS UTF-8 loop in the driver).
- * `special` says whether any value is a bigint or bytes (JSON is faster without a
- * replacer).
+ * `special` says whether any value {@link needsTag} (JSON is faster without a replacer).
  */
 export function encodeBatch(table: string, parts: BatchPart[], special: boolean): Uint8Array {
   const payload: Payload = { format: 1, table, parts };

@@ -18,6 +18,7 @@ import {
   deleteBatchRows,
   encodeBatch,
   INSERT_BATCH_ROW,
+  needsTag,
 } from "./batches.ts";
 import { multiRowInsert, rowsPerInsert, toSqlValue } from "./sql.ts";
 
@@ -38,7 +39,7 @@ class InsertRun {
   readonly sql: string;
   readonly columns: readonly string[];
   readonly width: number;
-  /** Whether a value is a bigint or bytes (they need tagging in a redo record). */
+  /** Whether a value needs a tag in a redo record (a bigint, bytes, an infinity). */
   special = false;
   /** Rows per statement; 1 when rows cannot be packed (then `multiSql` is `sql`). */
   readonly perStatement: number;
@@ -80,9 +81,7 @@ class InsertRun {
     for (let c = 0; c < columns.length; c++) {
       const name = columns[c] as string;
       const value = toSqlValue(row[name], name);
-      if (typeof value === "object" && value !== null || typeof value === "bigint") {
-        this.special = true;
-      }
+      if (needsTag(value)) this.special = true;
       pending[at++] = value;
     }
     this.#rows++;
