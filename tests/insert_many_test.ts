@@ -124,3 +124,11 @@ Deno.test("a conflict inside a packed statement rolls back every shard", async (
 function nulls(): Record<string, null> {
   return Object.fromEntries(wideColumns.map((c) => [c, null]));
 }
+
+Deno.test("insertMany of no rows writes nothing and returns 0", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 3, dbDir: dir.path });
+  await manager.createTable("t", wideSchema, { shardKey: "id" });
+  assert.equal(await manager.insertMany("t", []), 0);
+  assert.equal(await manager.count("t"), 0);
+});

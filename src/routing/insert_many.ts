@@ -148,6 +148,7 @@ export async function writeRuns(
   runs.forEach((list, shardId) => {
     if (list !== undefined) shardIds.push(shardId);
   });
+  if (shardIds.length === 0) return; // no rows: nothing to write
   const batch = shardIds.length > 1 ? prepareBatch(table, runs, shardIds) : undefined;
   // Commit order: the coordinator first; its COMMIT is the batch's commit point.
   const commitOrder = shardIds.map((_, i) => i);
