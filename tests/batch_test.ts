@@ -274,3 +274,52 @@ Deno.test("two managers opening one directory at once: one recovers, the other w
   await a.reshard(3);
   assert.equal(await a.count("kids"), rows.length);
 });
+
+Deno.test("update without a key is all or nothing across shards, also past the commit point", async () => {
+  await using dir = await tempDir();
+  const rows = kids(60);
+  let victim = -1;
+  {
+    await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+    await setUpTrap(manager, -1); // parent 1 on every shard
+    await manager.insertMany("kids", rows);
+    // Parent 2 everywhere but on the victim, which is not the coordinator (shard 0 is:
+    // an UPDATE has no row count up front, so the lowest shard coordinates).
+    victim = 3;
+    for (let shard = 0; shard < 4; shard++) {
+      if (shard !== victim) {
+        await manager.getPool(shard).withConnection((c) =>
+          c.run("INSERT INTO parents (id) VALUES (2)")
+        );
+      }
+    }
+    // The coordinator refusing: nothing changes anywhere.
+    await manager.getPool(0).withConnection((c) => c.run("DELETE FROM parents WHERE id = 2"));
+    const refused = await manager.update("kids", { parent: 2 }, { where: { parent: 1 } })
+      .then(() => null, (e: unknown) => e);
+    assert.ok(refused instanceof ShardOperationError && !(refused instanceof BatchPendingError));
+    assert.equal(refused.shardId, 0);
+    assert.equal(await manager.count("kids", { parent: 1 }), rows.length);
+    await manager.getPool(0).withConnection((c) => c.run("INSERT INTO parents (id) VALUES (2)"));
+    // Past the commit point: the victim's part waits in the redo record.
+    const error = await manager.update("kids", { parent: 2 }, { where: { parent: 1 } })
+      .then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BatchPendingError, String(error));
+    assert.equal(error.shardId, victim);
+    assert.equal(error.coordinator, 0);
+    const onVictim = rows.filter((r) => manager.getShardId(r.id) === victim).length;
+    assert.equal(await manager.count("kids", { parent: 1 }), onVictim);
+    await manager.getPool(victim).withConnection((c) =>
+      c.run("INSERT INTO parents (id) VALUES (2)")
+    );
+  }
+  await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await manager.ready();
+  const replayed = manager.batchRecovery?.replayed ?? [];
+  assert.equal(replayed.length, 1);
+  assert.equal(replayed[0]?.shard, victim);
+  assert.equal(await manager.count("kids", { parent: 2 }), rows.length);
+  // And a delete over every shard is one batch too.
+  assert.equal(await manager.delete("kids", { where: { parent: 2 } }), rows.length);
+  assert.equal(await manager.count("kids"), 0);
+});

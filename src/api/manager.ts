@@ -584,7 +584,11 @@ export class ShardManager implements ShardSource {
     return this.#router.routeSelect(table, options);
   }
 
-  /** Updates rows; refuses to touch every row unless `{ allShards: true }`. Returns rows changed. */
+  /**
+   * Updates rows; refuses to touch every row unless `{ allShards: true }`. With `key`, on
+   * that key's shard; without, on every shard, all or nothing (also across a crash, as
+   * {@link insertMany}). Returns the rows changed.
+   */
   update(
     table: string,
     changes: Readonly<Record<string, SqlInput>>,
@@ -593,7 +597,11 @@ export class ShardManager implements ShardSource {
     return this.#router.routeUpdate(table, changes, options);
   }
 
-  /** Deletes rows; refuses to delete every row unless `{ allShards: true }`. Returns rows deleted. */
+  /**
+   * Deletes rows; refuses to delete every row unless `{ allShards: true }`. With `key`, on
+   * that key's shard; without, on every shard, all or nothing (also across a crash, as
+   * {@link insertMany}). Returns the rows deleted.
+   */
   delete(table: string, options?: WriteRouteOptions): Promise<number> {
     return this.#router.routeDelete(table, options);
   }

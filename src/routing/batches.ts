@@ -1,10 +1,11 @@
 /**
- * Crash atomicity for `insertMany` across shards: a redo record on a coordinator shard.
+ * Crash atomicity for writes across shards (`insertMany`, and `update`/`delete` without a
+ * key): a redo record on a coordinator shard.
  *
- * A batch whose rows land on several shards names a coordinator (the shard with the most
- * rows). Every shard inserts its rows in its own transaction; the coordinator's
- * transaction also stores a redo record holding the other shards' rows, and each other
- * shard's transaction stores a marker with the batch id. The coordinator commits first:
+ * A batch that writes on several shards names a coordinator (the shard with the most
+ * rows). Every shard writes in its own transaction; the coordinator's transaction also
+ * stores a redo record holding what the other shards write (their rows, or their UPDATE
+ * or DELETE), and each other shard's transaction stores a marker with the batch id. The coordinator commits first:
  * that COMMIT is the batch's commit point. Then the other shards commit.
  *
  * After a crash, {@link recoverBatches} (run when a `ShardManager` opens its directory)
@@ -18,8 +19,8 @@
 
 import { Buffer } from "node:buffer";
 import type { PooledConnection } from "../pool/connection.ts";
-import type { Row, SqlValue } from "../types.ts";
-import { buildInsert, packInsert } from "./sql.ts";
+import type { Row, SqlInput, SqlValue } from "../types.ts";
+import { buildDelete, buildInsert, buildUpdate, packInsert, type Where } from "./sql.ts";
 
 /** The table holding redo records (coordinator) and markers (other shards). */
 export const BATCH_TABLE = "_shardlite_batches";
@@ -40,10 +41,18 @@ export interface BatchRun {
   values: SqlValue[][];
 }
 
-/** The rows of one shard that a redo record can replay. */
+/** An UPDATE or DELETE as stored in a redo record (rebuilt and validated on replay). */
+export type BatchOp =
+  | { op: "update"; changes: Readonly<Record<string, SqlInput>>; where?: Where | undefined }
+  | { op: "delete"; where?: Where | undefined };
+
+/** What one shard writes in a batch, as a redo record replays it. */
 export interface BatchPart {
   shard: number;
-  runs: BatchRun[];
+  /** Rows to insert. */
+  runs?: BatchRun[];
+  /** Statements to run. */
+  ops?: BatchOp[];
 }
 
 interface Payload {
@@ -100,8 +109,13 @@ export function decodeBatch(bytes: Uint8Array): { table: string; parts: BatchPar
 }
 
 /** Inserts one shard's part of a batch through `conn` (inside its transaction). */
-export async function applyPart(conn: PooledConnection, table: string, part: BatchPart) {
-  for (const run of part.runs) {
+export async function applyPart(
+  conn: PooledConnection,
+  table: string,
+  part: BatchPart,
+): Promise<number> {
+  let changes = 0;
+  for (const run of part.runs ?? []) {
     const width = run.columns.length;
     const row = Object.fromEntries(run.columns.map((c) => [c, null]));
     const sql = buildInsert(table, row).sql; // validates the table and the columns again
@@ -112,8 +126,17 @@ export async function applyPart(conn: PooledConnection, table: string, part: Bat
         rows.push(values.slice(at, at + width));
       }
     }
-    for (const packed of packInsert(sql, rows)) await conn.runMany(packed.sql, packed.params);
+    for (const packed of packInsert(sql, rows)) {
+      changes += await conn.runMany(packed.sql, packed.params);
+    }
   }
+  for (const op of part.ops ?? []) {
+    const statement = op.op === "update"
+      ? buildUpdate(table, op.changes, op.where)
+      : buildDelete(table, op.where);
+    changes += (await conn.run(statement.sql, statement.params)).changes;
+  }
+  return changes;
 }
 
 /**
@@ -198,7 +221,10 @@ export async function deleteBatchRows(conn: PooledConnection, ids: readonly stri
 export interface BatchRecovery {
   /** Redo records found (batches whose coordinator committed before the last stop). */
   batches: number;
-  /** Shard parts replayed: committed on the coordinator, missing on their shard. */
+  /**
+   * Shard parts replayed: committed on the coordinator, missing on their shard; `rows`
+   * counts the rows the replay inserted, updated or deleted.
+   */
   replayed: { batch: string; shard: number; rows: number }[];
   /**
    * Batches still incomplete: a part could not be replayed (its shard cannot be opened,
@@ -264,15 +290,16 @@ export async function recoverBatches(
       for (const part of parts) {
         if (markers.get(part.shard)?.has(id)) continue;
         try {
-          await use(part.shard, (c) =>
+          const rows = await use(part.shard, (c) =>
             c.transaction(async (tx) => {
               await tx.exec(CREATE_BATCH_TABLE);
-              await applyPart(tx, table, part);
+              const changed = await applyPart(tx, table, part);
               await tx.run(INSERT_BATCH_ROW, [id, shard, "[]", null]);
+              return changed;
             }));
           add(markers, part.shard, id);
           if (!holding.includes(part.shard)) holding.push(part.shard);
-          report.replayed.push({ batch: id, shard: part.shard, rows: countRows(part) });
+          report.replayed.push({ batch: id, shard: part.shard, rows });
         } catch (error) {
           complete = false;
           report.pending.push({
@@ -312,13 +339,4 @@ export async function recoverBatches(
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function countRows(part: BatchPart): number {
-  let n = 0;
-  for (const run of part.runs) {
-    const width = run.columns.length;
-    for (const values of run.values) n += width === 0 ? 1 : values.length / width;
-  }
-  return n;
 }

@@ -16,7 +16,8 @@ import type { ConnectionPool } from "../pool/pool.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { describeKey, normalizeKey, type ShardKey } from "./keys.ts";
-import { BatchLedger } from "./batches.ts";
+import { writeAtomically } from "./atomic.ts";
+import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
 import {
   buildGroupedAggregate,
@@ -482,13 +483,40 @@ export class Router {
       }
       const { shards, where } = this.#target(table, options);
       const statement = buildUpdate(table, changes, where);
-      const counts = await this.#onShards(shards, async (c) => {
-        return (await c.run(statement.sql, statement.params)).changes;
-      });
-      return counts.reduce((a, b) => a + b, 0);
+      return await this.#writeEach(table, shards, statement, { op: "update", changes, where });
     } finally {
       this.#source.leave();
     }
+  }
+
+  /**
+   * Runs one UPDATE or DELETE on `shards`: on one shard as it is; on several, all or
+   * nothing, also across a crash (`writeAtomically`, with `op` as each shard's redo).
+   * Returns the rows changed over all shards.
+   */
+  async #writeEach(
+    table: string,
+    shards: readonly number[],
+    statement: { sql: string; params: SqlValue[] },
+    op: BatchOp,
+  ): Promise<number> {
+    if (shards.length === 1) {
+      return await this.#onShard(
+        shards[0] as number,
+        async (c) => (await c.run(statement.sql, statement.params)).changes,
+      );
+    }
+    return await writeAtomically(
+      this.#source,
+      this.#ledger,
+      table,
+      shards.map((shardId) => ({
+        shardId,
+        weight: 0,
+        write: async (conn) => (await conn.run(statement.sql, statement.params)).changes,
+        part: () => ({ part: { shard: shardId, ops: [op] }, special: true }),
+      })),
+    );
   }
 
   /** Deletes matching rows; returns the rows deleted over all shards touched. */
@@ -499,10 +527,7 @@ export class Router {
       this.#checkWrite(options, "delete");
       const { shards, where } = this.#target(table, options);
       const statement = buildDelete(table, where);
-      const counts = await this.#onShards(shards, async (c) => {
-        return (await c.run(statement.sql, statement.params)).changes;
-      });
-      return counts.reduce((a, b) => a + b, 0);
+      return await this.#writeEach(table, shards, statement, { op: "delete", where });
     } finally {
       this.#source.leave();
     }

@@ -1,0 +1,190 @@
+/**
+ * Writes on several shards, all or nothing, also across a crash: one transaction per
+ * shard, committed coordinator first with a redo record of the others' writes (the
+ * protocol is described in `batches.ts`). `insertMany` and `update`/`delete` without a
+ * key use it.
+ *
+ * @module
+ */
+
+import { BatchPendingError, ShardOperationError } from "../errors.ts";
+import type { PooledConnection } from "../pool/connection.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
+import {
+  applyPart,
+  type BatchLedger,
+  type BatchPart,
+  CREATE_BATCH_TABLE,
+  deleteBatchRows,
+  encodeBatch,
+  INSERT_BATCH_ROW,
+} from "./batches.ts";
+
+/** One shard's share of an atomic write. */
+export interface ShardWrite {
+  readonly shardId: number;
+  /** How much it writes: the heaviest share coordinates (and stores the others' redo). */
+  readonly weight: number;
+  /** Writes inside the shard's open transaction; returns the rows changed. */
+  write(conn: PooledConnection): Promise<number>;
+  /** The share as a redo record replays it; `special` when a value needs a tag. */
+  part(): { part: BatchPart; special: boolean };
+}
+
+/** A batch over several shards, ready to write. */
+interface PreparedBatch {
+  id: string;
+  coordinator: number;
+  others: number[];
+  parts: BatchPart[];
+  payload: Uint8Array;
+}
+
+export async function writeAtomically(
+  source: { getPool(shardId: number): ConnectionPool },
+  ledger: BatchLedger,
+  table: string,
+  shares: readonly ShardWrite[],
+): Promise<number> {
+  const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
+  const shardIds = writes.map((w) => w.shardId);
+  if (shardIds.length === 0) return 0; // nothing to write
+  const batch = shardIds.length > 1 ? prepareBatch(table, writes) : undefined;
+  // Commit order: the coordinator first; its COMMIT is the batch's commit point.
+  const commitOrder = shardIds.map((_, i) => i);
+  if (batch !== undefined) {
+    const rank = (i: number) => (shardIds[i] === batch.coordinator ? -1 : i);
+    commitOrder.sort((a, b) => rank(a) - rank(b));
+  }
+  // Cleanup owed by earlier batches rides along in these transactions.
+  const owed = shardIds.map((shardId) => ledger.owed(shardId));
+  const changes = shardIds.map(() => 0);
+  const leases: PooledConnection[] = [];
+  const pools: ConnectionPool[] = [];
+  try {
+    // Leases, then transactions, are taken one at a time in ascending shard order, as
+    // every writer holding several shards does (backup's pointInTime too): two such
+    // writers can never each hold what the other waits for.
+    for (const shardId of shardIds) {
+      const pool = source.getPool(shardId);
+      const conn = await pool.getConnection().catch((error) => {
+        throw new ShardOperationError(shardId, pool.path, error);
+      });
+      pools.push(pool);
+      leases.push(conn);
+    }
+    for (const [i, conn] of leases.entries()) {
+      await conn.exec("BEGIN IMMEDIATE").catch((error) => {
+        throw new ShardOperationError(shardIds[i] as number, conn.path, error);
+      });
+    }
+    await Promise.all(shardIds.map(async (shardId, i) => {
+      const conn = leases[i] as PooledConnection;
+      const debts = owed[i] as string[];
+      try {
+        if (batch !== undefined || debts.length > 0) await conn.exec(CREATE_BATCH_TABLE);
+        if (debts.length > 0) await deleteBatchRows(conn, debts);
+        changes[i] = await (writes[i] as ShardWrite).write(conn);
+        if (batch !== undefined) {
+          await conn.run(
+            INSERT_BATCH_ROW,
+            shardId === batch.coordinator
+              ? [batch.id, shardId, JSON.stringify(batch.others), batch.payload]
+              : [batch.id, batch.coordinator, "[]", null],
+          );
+        }
+      } catch (error) {
+        throw new ShardOperationError(shardId, conn.path, error);
+      }
+    }));
+    // Before the first COMMIT any failure rolls every shard back.
+    const head = commitOrder[0] as number;
+    const first = leases[head] as PooledConnection;
+    try {
+      await first.commit();
+    } catch (error) {
+      throw new ShardOperationError(shardIds[head] as number, first.path, error);
+    }
+    ledger.deleted(shardIds[head] as number, owed[head] as string[]);
+    // Only a batch has more shards: past its commit point, every part must land.
+    let pending: BatchPendingError | undefined;
+    for (const i of commitOrder.slice(1)) {
+      const conn = leases[i] as PooledConnection;
+      const shardId = shardIds[i] as number;
+      try {
+        await conn.commit();
+        ledger.deleted(shardId, owed[i] as string[]);
+      } catch {
+        const failure = await landPart(conn, table, batch as PreparedBatch, shardId);
+        if (failure !== undefined) {
+          pending ??= new BatchPendingError(
+            (batch as PreparedBatch).id,
+            (batch as PreparedBatch).coordinator,
+            shardId,
+            conn.path,
+            failure,
+          );
+        }
+      }
+    }
+    if (pending !== undefined) throw pending;
+    if (batch !== undefined) ledger.finished(batch.id, batch.coordinator, batch.others);
+    return changes.reduce((a, b) => a + b, 0);
+  } catch (error) {
+    for (const conn of leases) await conn.rollback().catch(() => {});
+    throw error;
+  } finally {
+    for (let i = 0; i < leases.length; i++) {
+      await (pools[i] as ConnectionPool).returnConnection(leases[i] as PooledConnection);
+    }
+  }
+}
+
+/**
+ * A shard's COMMIT failed past the batch's commit point: tries its part once more, in a
+ * new transaction, from its redo part. Returns the error if that fails too (then
+ * the coordinator's redo record applies it when the directory is next opened).
+ */
+async function landPart(
+  conn: PooledConnection,
+  table: string,
+  batch: PreparedBatch,
+  shardId: number,
+): Promise<unknown> {
+  await conn.rollback().catch(() => {});
+  const part = batch.parts.find((p) => p.shard === shardId) as BatchPart;
+  return await conn.transaction(async (tx) => {
+    await tx.exec(CREATE_BATCH_TABLE);
+    await applyPart(tx, table, part);
+    await tx.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
+  }).then(() => undefined, (error: unknown) => error);
+}
+
+/**
+ * A batch over several shards: the heaviest share coordinates and carries the others'
+ * writes in its redo record.
+ */
+function prepareBatch(table: string, writes: readonly ShardWrite[]): PreparedBatch {
+  let coordinator = (writes[0] as ShardWrite).shardId;
+  let most = -1;
+  for (const w of writes) {
+    if (w.weight > most) {
+      most = w.weight;
+      coordinator = w.shardId;
+    }
+  }
+  const others = writes.filter((w) => w.shardId !== coordinator);
+  let special = false;
+  const parts = others.map((w) => {
+    const share = w.part();
+    special ||= share.special;
+    return share.part;
+  });
+  return {
+    id: crypto.randomUUID(),
+    coordinator,
+    others: others.map((w) => w.shardId),
+    parts,
+    payload: encodeBatch(table, parts, special),
+  };
+}
