@@ -1,7 +1,7 @@
 /**
  * The write half of `insertMany`: rows already validated and routed, grouped per shard
  * into runs packed for multi-row INSERTs, written in one transaction per shard and, over
- * several shards, committed atomically (see `batches.ts`).
+ * several shards, committed atomically (see `atomic.ts`).
  *
  * @module
  */
