@@ -428,7 +428,7 @@ Deno.test("kill -9 past an insertMany's commit point: the next open completes th
   assert.equal(manager.batchRecovery?.batches, 0);
 });
 
-Deno.test("insertMany crash loop: kill -9 inside commit phases, every batch whole or absent", async () => {
+Deno.test("batch crash loop: kill -9 inside commit phases of insertMany and cross-shard updates", async () => {
   const cycles = STRESS ? 40 : 3;
   const seed = STRESS ? Date.now() % 2 ** 31 : 7007;
   // Kill after the k-th BEGIN, plus a random delay: a batch of 2,000 rows spends several
@@ -442,6 +442,9 @@ Deno.test("insertMany crash loop: kill -9 inside commit phases, every batch whol
   const dbDir = dir.path;
   const acked = new Set<number>(); // first ids of acknowledged batches
   const begun = new Set<number>();
+  const updatesAcked = new Set<number>(); // batches whose cross-shard UPDATE was acknowledged
+  const updatesBegun = new Set<number>();
+  let updatesChecked = 0;
   let nextId = 1;
   let replayed = 0;
   let wholeUnacked = 0;
@@ -457,6 +460,8 @@ Deno.test("insertMany crash loop: kill -9 inside commit phases, every batch whol
       const first = Number(firstText);
       if (verb === "BEGIN") begun.add(first);
       else if (verb === "ACK") acked.add(first);
+      else if (verb === "UBEGIN") updatesBegun.add(first);
+      else if (verb === "UACK") updatesAcked.add(first);
       else throw new Error(`bad line ${JSON.stringify(line)} (${where})`);
       return verb;
     };
@@ -493,10 +498,31 @@ Deno.test("insertMany crash loop: kill -9 inside commit phases, every batch whol
     }
     nextId = Math.max(nextId, ...[...begun].map((first) => first + SIZE));
     begun.clear();
+    // Each cross-shard UPDATE is on all of its batch's rows or on none.
+    for (const first of updatesBegun) {
+      let n = 0;
+      for (
+        const row of await manager.queryAll("SELECT count(*) AS n FROM b WHERE pad = ?", [
+          `u${first}`,
+        ])
+      ) {
+        n += Number(row.n);
+      }
+      assert.ok(
+        n === 0 || n === SIZE,
+        `update of batch ${first} on ${n} of ${SIZE} rows (${where})`,
+      );
+      if (updatesAcked.has(first)) {
+        assert.equal(n, SIZE, `acknowledged update ${first} lost (${where})`);
+      }
+      updatesChecked++;
+    }
+    updatesBegun.clear();
   }
   console.log(
     `batch crash loop: ${cycles} cycles, ${acked.size} acknowledged batches whole, ` +
       `${wholeUnacked} unacknowledged whole, ${absent} absent, none partial; ` +
+      `${updatesChecked} cross-shard updates, each on all rows or none; ` +
       `${replayed} shard parts replayed at open (seed ${seed})`,
   );
 });
