@@ -18,8 +18,10 @@ Deno.test("maxOpenShards: 12 shards through 3 open files, every answer unchanged
   await using manager = new ShardManager({ numShards: 12, dbDir: dir.path, maxOpenShards: 3 });
   await manager.createTable("users", USERS, { shardKey: "id" });
   const rows = Array.from({ length: 600 }, (_, i) => ({ id: i + 1, name: `u${i + 1}` }));
-  // insertMany holds every shard at once: the bound is exceeded while they are busy.
+  // insertMany holds every shard at once: the bound is exceeded while they are busy, and
+  // kept again once the call is done.
   await manager.insertMany("users", rows);
+  assert.ok(manager.openShards.open <= 3, `${manager.openShards.open} open after insertMany`);
   for (const { id, name } of rows.slice(0, 120)) {
     assert.deepEqual(await manager.select("users", { key: id }), [{ id, name }]);
     assert.ok(manager.openShards.open <= 3, `${manager.openShards.open} open after key ${id}`);

@@ -78,9 +78,10 @@ export interface ShardManagerOptions {
   /** How many shards a cross-shard operation works on at once. Default 16. */
   maxConcurrentShards?: number;
   /**
-   * How many shard files stay open at once. Beyond it, opening a shard first closes the
-   * least recently used shard that nobody is using (checkpointing it; it reopens on its
-   * next use, in about a millisecond). Each open shard costs its page cache (`pool.
+   * How many shard files stay open at once. Beyond it, opening a shard closes the least
+   * recently used shards that nobody is using (checkpointing them; each reopens on its
+   * next use, in about a millisecond); an operation over more shards than that, which
+   * holds them all at once, closes the extra ones when it ends. Each open shard costs its page cache (`pool.
    * cacheSizeKiB`, 2 MB by default) plus about 0.3 MB, out of one 2 GiB WebAssembly heap
    * for the whole process. Default 256.
    */
@@ -294,6 +295,9 @@ export class ShardManager implements ShardSource {
 
   /** @internal An operation leaves. */
   leave(): void {
+    // A burst over many shards may have opened more than maxOpenShards; its pools are
+    // idle now that it is done.
+    if (this.#pools.size > this.#maxOpenShards) this.#evictIdle(-1);
     if (--this.#inFlight === 0) this.#drained?.();
   }
 
@@ -434,6 +438,20 @@ export class ShardManager implements ShardSource {
    * Closes every shard pool nobody is using now (they reopen on their next use) and waits
    * for closes already under way. Returns how many it closed. Frees their memory and file
    * handles, e.g. after a burst over many shards.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 8, dbDir: dir, maxOpenShards: 4 });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * await manager.count("t"); // every shard, at most 4 kept open afterwards
+   * if (manager.openShards.open > 4) throw new Error("bound not kept");
+   * await manager.closeIdleShards();
+   * if (manager.openShards.open !== 0) throw new Error("idle shards left open");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async closeIdleShards(): Promise<number> {
     let closed = 0;
