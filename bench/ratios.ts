@@ -6,27 +6,17 @@
  *   npx --yes deno@2.9.6 run --allow-read --allow-write bench/ratios.ts
  */
 
-import sqlite from "node-sqlite3-wasm";
 import genericPool from "generic-pool";
 import { ConnectionPool, ShardManager } from "../mod.ts";
+import { insertOneByOne, insertPacked, rawUsersDb, USERS } from "./users.ts";
 
-const { Database } = sqlite;
 const dir = Deno.makeTempDirSync({ prefix: "shardlite-ratios-" });
 const ROUNDS = 15;
 const pool = { fileCheckIntervalMs: 0 };
-const USERS = { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" };
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-function rawDb(path: string) {
-  const db = new Database(path);
-  db.get("PRAGMA locking_mode=EXCLUSIVE");
-  db.get("PRAGMA journal_mode=WAL");
-  db.exec("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)");
-  return db;
 }
 
 const rows = Array.from({ length: 100_000 }, (_, i) => ({
@@ -58,12 +48,8 @@ async function report(
 
 // 1. Point read by key (µs per read, 20k reads a round).
 {
-  const raw = rawDb(`${dir}/raw.db`);
-  const insert = raw.prepare("INSERT INTO users VALUES (?, ?, ?)");
-  raw.exec("BEGIN");
-  for (const r of rows.slice(0, 10_000)) insert.run([r.id, r.name, r.age]);
-  raw.exec("COMMIT");
-  insert.finalize();
+  const raw = rawUsersDb(`${dir}/raw.db`);
+  insertOneByOne(raw, rows.slice(0, 10_000));
   const get = raw.prepare("SELECT * FROM users WHERE id = ?");
   const manager = new ShardManager({ numShards: 4, dbDir: `${dir}/reads`, pool });
   await manager.createTable("users", USERS, { shardKey: "id" });
@@ -86,54 +72,34 @@ async function report(
 // 2. insertMany of 100k rows over 4 shards vs one transaction into one file (ms).
 {
   let round = 0;
-  await report("insert 100k rows, ms", () => {
-    const db = rawDb(`${dir}/bulk_raw_${round}.db`);
-    const insert = db.prepare("INSERT INTO users VALUES (?, ?, ?)");
+  const raw = (fill: typeof insertOneByOne) => () => {
+    const db = rawUsersDb(`${dir}/bulk_raw_${round}_${fill.name}.db`);
     const t = performance.now();
-    db.exec("BEGIN");
-    for (const r of rows) insert.run([r.id, r.name, r.age]);
-    db.exec("COMMIT");
+    fill(db, rows);
     const ms = performance.now() - t;
-    insert.finalize();
     db.close();
     return ms;
-  }, async () => {
+  };
+  const sharded = async () => {
     await using manager = new ShardManager({ numShards: 4, dbDir: `${dir}/bulk_${round++}`, pool });
     await manager.createTable("users", USERS, { shardKey: "id" });
     const t = performance.now();
     await manager.insertMany("users", rows);
     return performance.now() - t;
-  }, "insertMany at least 0.8x the raw rate");
+  };
+  await report(
+    "insert 100k rows, ms",
+    raw(insertOneByOne),
+    sharded,
+    "insertMany at least 0.8x the raw rate",
+  );
   // Information, no goal: insertMany packs rows into 100-row INSERTs; the same by hand.
-  await report("insert 100k rows, ms, raw packed by hand", () => {
-    const db = rawDb(`${dir}/bulk_packed_${round}.db`);
-    const insert = db.prepare(
-      `INSERT INTO users VALUES ${Array(100).fill("(?, ?, ?)").join(", ")}`,
-    );
-    const values = new Array<string | number>(300);
-    const t = performance.now();
-    db.exec("BEGIN");
-    for (let i = 0; i < rows.length; i += 100) {
-      for (let j = 0; j < 100; j++) {
-        const r = rows[i + j] as { id: number; name: string; age: number };
-        values[j * 3] = r.id;
-        values[j * 3 + 1] = r.name;
-        values[j * 3 + 2] = r.age;
-      }
-      insert.run(values);
-    }
-    db.exec("COMMIT");
-    const ms = performance.now() - t;
-    insert.finalize();
-    db.close();
-    return ms;
-  }, async () => {
-    await using manager = new ShardManager({ numShards: 4, dbDir: `${dir}/bulk_${round++}`, pool });
-    await manager.createTable("users", USERS, { shardKey: "id" });
-    const t = performance.now();
-    await manager.insertMany("users", rows);
-    return performance.now() - t;
-  }, "none (information: the same packing on one file, no routing)");
+  await report(
+    "insert 100k rows, ms, raw packed by hand",
+    raw(insertPacked),
+    sharded,
+    "none (information: the same packing on one file, no routing)",
+  );
 }
 
 // 3. 100 tasks on 4 slots, each lease held across one await (µs per lease).

@@ -4,17 +4,15 @@
  *   npx --yes deno@2.9.6 task bench
  */
 
-import sqlite from "node-sqlite3-wasm";
 import { ShardManager } from "../mod.ts";
+import { insertOneByOne, insertPacked, rawUsersDb, type User, USERS } from "./users.ts";
 
-const { Database } = sqlite;
 const dir = Deno.makeTempDirSync({ prefix: "shardlite-shard-bench-" });
 const ROWS = 100_000;
-const USERS = { id: "INTEGER PRIMARY KEY", name: "TEXT", age: "INTEGER" };
 const pool = { fileCheckIntervalMs: 0 };
 
 function rows(from: number, count: number) {
-  const out = new Array<{ id: number; name: string; age: number }>(count);
+  const out = new Array<User>(count);
   for (let i = 0; i < count; i++) {
     const id = from + i;
     out[i] = { id, name: `user${id}`, age: 18 + ((id * 7919) % 60) };
@@ -22,41 +20,10 @@ function rows(from: number, count: number) {
   return out;
 }
 
-/** Inserts rows 100 at a time through a prepared 100-row INSERT (ROWS is a multiple). */
-function insertPacked(
-  insert: { run(values: (string | number)[]): unknown },
-  all: { id: number; name: string; age: number }[],
-) {
-  const values = new Array<string | number>(300);
-  for (let i = 0; i < all.length; i += 100) {
-    for (let j = 0; j < 100; j++) {
-      const r = all[i + j] as { id: number; name: string; age: number };
-      values[j * 3] = r.id;
-      values[j * 3 + 1] = r.name;
-      values[j * 3 + 2] = r.age;
-    }
-    insert.run(values);
-  }
-}
-
-function rawHandle(path: string) {
-  const db = new Database(path);
-  db.get("PRAGMA locking_mode=EXCLUSIVE");
-  db.get("PRAGMA journal_mode=WAL");
-  db.exec("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)");
-  return db;
-}
-
 // --- routed point read vs the raw driver's prepared get --------------------------------
 
-const raw = rawHandle(`${dir}/raw_read.db`);
-{
-  const insert = raw.prepare("INSERT INTO users VALUES (?, ?, ?)");
-  raw.exec("BEGIN");
-  for (const r of rows(1, 10_000)) insert.run([r.id, r.name, r.age]);
-  raw.exec("COMMIT");
-  insert.finalize();
-}
+const raw = rawUsersDb(`${dir}/raw_read.db`);
+insertOneByOne(raw, rows(1, 10_000));
 const rawGet = raw.prepare("SELECT * FROM users WHERE id = ?");
 const reads = new ShardManager({ numShards: 4, dbDir: `${dir}/reads`, pool });
 await reads.createTable("users", USERS, { shardKey: "id" });
@@ -100,14 +67,10 @@ Deno.bench({
   n: 10,
   warmup: 1,
   fn(b) {
-    const db = rawHandle(`${dir}/raw_insert_${round++}.db`);
-    const insert = db.prepare("INSERT INTO users VALUES (?, ?, ?)");
+    const db = rawUsersDb(`${dir}/raw_insert_${round++}.db`);
     b.start();
-    db.exec("BEGIN");
-    for (const r of bulk) insert.run([r.id, r.name, r.age]);
-    db.exec("COMMIT");
+    insertOneByOne(db, bulk);
     b.end();
-    insert.finalize();
     db.close();
   },
 });
@@ -118,16 +81,10 @@ Deno.bench({
   n: 10,
   warmup: 1,
   fn(b) {
-    const db = rawHandle(`${dir}/raw_multi_${round++}.db`);
-    const insert = db.prepare(
-      `INSERT INTO users VALUES ${Array(100).fill("(?, ?, ?)").join(", ")}`,
-    );
+    const db = rawUsersDb(`${dir}/raw_multi_${round++}.db`);
     b.start();
-    db.exec("BEGIN");
-    insertPacked(insert, bulk);
-    db.exec("COMMIT");
+    insertPacked(db, bulk);
     b.end();
-    insert.finalize();
     db.close();
   },
 });
@@ -150,15 +107,9 @@ Deno.bench({
 const wide = new ShardManager({ numShards: 8, dbDir: `${dir}/wide`, pool });
 await wide.createTable("users", USERS, { shardKey: "id" });
 await wide.insertMany("users", rows(1, ROWS));
-const single = rawHandle(`${dir}/single.db`);
-{
-  const insert = single.prepare("INSERT INTO users VALUES (?, ?, ?)");
-  single.exec("BEGIN");
-  for (const r of rows(1, ROWS)) insert.run([r.id, r.name, r.age]);
-  single.exec("COMMIT");
-  insert.finalize();
-  single.exec("CREATE INDEX users_age ON users (age)");
-}
+const single = rawUsersDb(`${dir}/single.db`);
+insertOneByOne(single, rows(1, ROWS));
+single.exec("CREATE INDEX users_age ON users (age)");
 await wide.applySchema("CREATE INDEX IF NOT EXISTS users_age ON users (age)");
 
 Deno.bench({
