@@ -37,6 +37,7 @@ export {
 } from "./src/pool/pool.ts";
 export { Cursor, PooledConnection } from "./src/pool/connection.ts";
 export {
+  type KeyOption,
   type ShardInfo,
   type ShardLayout,
   ShardManager,
@@ -45,6 +46,14 @@ export {
 } from "./src/api/manager.ts";
 export { shutdown } from "./src/api/shutdown.ts";
 export type { BatchRecovery } from "./src/routing/batches.ts";
+export type {
+  MisplacedRow,
+  PlacementReport,
+  RepairReport,
+  VerifyPlacementOptions,
+} from "./src/api/placement.ts";
+export type { PlacementConflict, UnroutableRow } from "./src/api/reshard.ts";
+export type { KeyAffinity, KeyColumn, KeyForm } from "./src/routing/key_column.ts";
 export {
   BACKUP_FORMAT,
   BACKUP_MANIFEST_FILE,
@@ -59,6 +68,13 @@ export {
   type RestoreReport,
   restoreShards,
 } from "./src/api/backup.ts";
+export type {
+  AppliedMigration,
+  MigrateOptions,
+  MigrateReport,
+  Migration,
+  ShardMigrationStatus,
+} from "./src/api/migrations.ts";
 export type {
   ReshardOptions,
   ReshardPlan,
@@ -91,13 +107,9 @@ export {
   type StrategyDescriptor,
   strategyFromDescriptor,
 } from "./src/routing/strategies.ts";
-export type {
-  ColumnFilter,
-  CreateTableOptions,
-  OrderBy,
-  OrderTerm,
-  Where,
-} from "./src/routing/sql.ts";
+export type { ColumnFilter, Where } from "./src/sql/where.ts";
+export type { OrderBy, OrderTerm } from "./src/sql/order.ts";
+export type { CreateTableOptions } from "./src/sql/schema.ts";
 export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";
 export type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./src/driver/driver.ts";
 export { wasmDriver } from "./src/driver/wasm.ts";

@@ -238,6 +238,30 @@ export class QueryError extends ShardliteError {
   }
 }
 
+/**
+ * SQL handed to a call that runs one statement (`run`, `all`, `get`, `execute`, ...)
+ * holds more than one. Nothing ran: run scripts with `exec()`.
+ */
+export class MultipleStatementsError extends ShardliteError {
+  /** The call that refused the SQL, such as `conn.all()`. */
+  readonly call: string;
+  /** Where the first statement ends (just past its `;`): the rest of the SQL starts here. */
+  readonly offset: number;
+  /** The text of the second statement, without its `;`. */
+  readonly next: string;
+  /** Creates the error; the message is built from the fields. */
+  constructor(fields: { call: string; offset: number; next: string }) {
+    const shown = fields.next.length > 60 ? fields.next.slice(0, 60) + "…" : fields.next;
+    super(
+      `${fields.call} runs one statement, but the SQL has more after offset ${fields.offset} ` +
+        `(${JSON.stringify(shown)}); run scripts with exec(). Nothing ran.`,
+    );
+    this.call = fields.call;
+    this.offset = fields.offset;
+    this.next = fields.next;
+  }
+}
+
 /** A table, column or other identifier is not a safe SQL identifier. Nothing ran. */
 export class InvalidIdentifierError extends ShardliteError {
   /** The identifier as given (possibly truncated in the message). */
@@ -321,14 +345,32 @@ export class InvalidShardKeyError extends ShardliteError {
   readonly key: string;
   /** Why the key was refused. */
   readonly reason: string;
-  /** Creates the error from a description of the key and the reason it was refused. */
-  constructor(key: string, reason: string) {
+  /** The table whose shard-key column the key was checked against, when there was one. */
+  readonly table: string | undefined;
+  /** That shard-key column, when there was one. */
+  readonly column: string | undefined;
+  /**
+   * Creates the error from a description of the key and the reason it was refused;
+   * `target` names the table and shard-key column (with its declared type) it was meant for.
+   */
+  constructor(
+    key: string,
+    reason: string,
+    target?: { table: string; column: string; declaredType: string },
+  ) {
     super(
-      `invalid shard key ${shorten(key)}: ${reason}. A shard key is an integer (a safe-integer ` +
-        `number or a bigint within int64), a well-formed string or a Uint8Array.`,
+      target === undefined
+        ? `invalid shard key ${shorten(key)}: ${reason}. A shard key is an integer (a ` +
+          `safe-integer number or a bigint within int64), a well-formed string or a Uint8Array.`
+        : `invalid shard key ${shorten(key)} for ${target.table}.${target.column} (${
+          target.declaredType === "" ? "declared without a type" : target.declaredType
+        }): ${reason}. ` +
+          `Nothing was written.`,
     );
     this.key = key;
     this.reason = reason;
+    this.table = target?.table;
+    this.column = target?.column;
   }
 }
 
@@ -531,5 +573,155 @@ export class ReshardError extends ShardliteError {
     super(`${dbDir} - reshard: ${detail}`, options);
     this.dbDir = dbDir;
     this.table = table;
+  }
+}
+
+/** A routed call names a table that does not exist (on the shard it was sent to). */
+export class TableNotFoundError extends ShardliteError {
+  /** The table as named in the call. */
+  readonly table: string;
+  /** The shard that was asked, when one was. */
+  readonly shardId: number | undefined;
+  /** Creates the error for `table`; `shardId` is the shard that lacks it, if known. */
+  constructor(table: string, shardId?: number, options?: ErrorOptions) {
+    super(
+      `table ${table} does not exist${
+        shardId === undefined ? "" : ` on shard ${shardId}`
+      }. Create it on every shard first: manager.createTable(${
+        JSON.stringify(table)
+      }, { id: "INTEGER PRIMARY KEY", ... }, { shardKey: "id" }) (or applySchema(), and then ` +
+        `pass each row's shard key).`,
+      options,
+    );
+    this.table = table;
+    this.shardId = shardId;
+  }
+}
+
+/** A migration list handed to `migrate()` is malformed. Nothing was applied or written. */
+export class InvalidMigrationError extends ShardliteError {
+  /** Where in the list the problem is, such as `migrations[2].up`. */
+  readonly at: string;
+  /** What is wrong there. */
+  readonly reason: string;
+  /** Creates the error for the part `at` of the list. */
+  constructor(at: string, reason: string) {
+    super(
+      `invalid migration list at ${at}: ${reason}. Each migration is { id: string; up: ` +
+        `string | ((conn) => Promise<void>) } with a unique, non-empty id. Nothing was applied.`,
+    );
+    this.at = at;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A shard's applied migrations disagree with the list given: one was removed, reordered or
+ * renamed, the list lacks one the shard applied, or an applied migration's SQL changed.
+ * Checked on every shard before anything runs: nothing was applied.
+ */
+export class MigrationHistoryError extends ShardliteError {
+  /** The first shard whose history disagrees. */
+  readonly shardId: number;
+  /** Its file. */
+  readonly path: string;
+  /** The 1-based position of the first disagreement. */
+  readonly position: number;
+  /** The id the shard applied at that position. */
+  readonly appliedId: string;
+  /** The id the list has at that position (undefined when the list is shorter). */
+  readonly givenId: string | undefined;
+  /** `order`: another id at that position; `missing`: the list ends earlier; `changed`: the SQL text differs. */
+  readonly reason: "order" | "missing" | "changed";
+  /** Creates the error; the message is built from the fields. */
+  constructor(fields: {
+    shardId: number;
+    path: string;
+    position: number;
+    appliedId: string;
+    givenId: string | undefined;
+    reason: "order" | "missing" | "changed";
+  }) {
+    const where = `shard ${fields.shardId} (${fields.path})`;
+    const applied = JSON.stringify(fields.appliedId);
+    super(
+      fields.reason === "order"
+        ? `${where} applied migration ${applied} as number ${fields.position}, but the list ` +
+          `has ${JSON.stringify(fields.givenId)} there: a migration was removed, reordered or ` +
+          `renamed. Keep applied migrations first, in the order applied, and append new ones ` +
+          `at the end. Nothing was applied.`
+        : fields.reason === "missing"
+        ? `${where} applied migration ${applied} as number ${fields.position}, but the list ` +
+          `holds only ${fields.position - 1}: pass every applied migration, in order (is this ` +
+          `an older version of the code?). Nothing was applied.`
+        : `the SQL of migration ${applied} (number ${fields.position}) differs from the text ` +
+          `${where} applied (its SHA-256 checksum changed). Applied migrations must not be ` +
+          `edited: add a new migration instead, or pass { verifyChecksums: false } if the ` +
+          `change is only cosmetic. Nothing was applied.`,
+    );
+    this.shardId = fields.shardId;
+    this.path = fields.path;
+    this.position = fields.position;
+    this.appliedId = fields.appliedId;
+    this.givenId = fields.givenId;
+    this.reason = fields.reason;
+  }
+}
+
+/**
+ * A migration failed on a shard. Its transaction there was rolled back, so that shard stays
+ * at its previous version; shards where it succeeded are ahead. No later migration was
+ * started. Fix the cause and call `migrate()` again: it applies only what each shard lacks.
+ */
+export class MigrationError extends ShardliteError {
+  /** The migration that failed. */
+  readonly migrationId: string;
+  /** The first shard (lowest id) it failed on; its error is the cause. */
+  readonly shardId: number;
+  /** That shard's file. */
+  readonly path: string;
+  /** The last migration that shard still has (null: none). */
+  readonly shardVersion: string | null;
+  /** Every shard the migration failed on, in order (`shardId` first). */
+  readonly failedShards: readonly number[];
+  /** Shards at this migration now (applied by this call or before). */
+  readonly migratedShards: readonly number[];
+  /** Creates the error; the first failing shard's error is the cause. */
+  constructor(
+    fields: {
+      migrationId: string;
+      shardId: number;
+      path: string;
+      shardVersion: string | null;
+      failedShards: readonly number[];
+      migratedShards: readonly number[];
+    },
+    cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const id = JSON.stringify(fields.migrationId);
+    const others = fields.failedShards.filter((s) => s !== fields.shardId);
+    super(
+      `migration ${id} failed on shard ${fields.shardId} (${fields.path}): ${reason}. ` +
+        `Shard ${fields.shardId} stays at ${
+          fields.shardVersion === null ? "no migration" : JSON.stringify(fields.shardVersion)
+        } (its transaction was rolled back)` +
+        (others.length > 0 ? `; it failed on shards ${others.join(", ")} too` : "") +
+        `; ${
+          fields.migratedShards.length === 0
+            ? "no shard is"
+            : `shard${fields.migratedShards.length === 1 ? "" : "s"} ${
+              fields.migratedShards.join(", ")
+            } ${fields.migratedShards.length === 1 ? "is" : "are"}`
+        } already at ${id}. Fix the cause and call migrate() again: it applies only what ` +
+        `each shard lacks.`,
+      { cause },
+    );
+    this.migrationId = fields.migrationId;
+    this.shardId = fields.shardId;
+    this.path = fields.path;
+    this.shardVersion = fields.shardVersion;
+    this.failedShards = fields.failedShards;
+    this.migratedShards = fields.migratedShards;
   }
 }

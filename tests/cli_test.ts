@@ -55,7 +55,10 @@ Deno.test("info: the map, rows and sizes per shard, skew with the hot shard name
   const doc = JSON.parse(json.stdout);
   assert.equal(doc.numShards, 4);
   assert.deepEqual(doc.strategy, { type: "hash", numShards: 4 });
-  assert.deepEqual(doc.tables.events, { shardKey: "user_id" });
+  assert.deepEqual(doc.tables.events, {
+    shardKey: "user_id",
+    keyType: { declaredType: "INTEGER", rowidAlias: false, strictTable: false },
+  });
   assert.equal(doc.shards.length, 4);
   assert.equal(doc.skew.users.total, 400);
   assert.equal(doc.skew.events.total, 400);

@@ -204,7 +204,10 @@ Deno.test("the shard map is persisted; a different layout is refused", async () 
   const map = JSON.parse(await Deno.readTextFile(`${dir.path}/shardlite.json`));
   assert.equal(map.numShards, 4);
   assert.deepEqual(map.strategy, { type: "hash", numShards: 4 });
-  assert.deepEqual(map.tables.users, { shardKey: "id" });
+  assert.deepEqual(map.tables.users, {
+    shardKey: "id",
+    keyType: { declaredType: "INTEGER", rowidAlias: true, strictTable: false },
+  });
 
   const wrongCount = new ShardManager({ numShards: 5, dbDir: dir.path });
   await assert.rejects(

@@ -10,7 +10,9 @@ import {
   partialAggregateSql,
   shardLimit,
 } from "../src/routing/merge.ts";
-import { buildCreateTable, buildInsert, buildSelect, type OrderTerm } from "../src/routing/sql.ts";
+import { buildInsert, buildSelect } from "../src/sql/dml.ts";
+import type { OrderTerm } from "../src/sql/order.ts";
+import { buildCreateTable } from "../src/sql/schema.ts";
 import type { Row, SqlValue } from "../src/types.ts";
 
 import { withMemoryDb } from "./helpers.ts";

@@ -27,6 +27,7 @@ import {
   type StrategyDescriptor,
   strategyFromDescriptor,
 } from "../routing/strategies.ts";
+import { parseShardFileName, shardFileName } from "./layout.ts";
 import type { ShardManager } from "./manager.ts";
 import { RESHARD_PLAN_FILE } from "./reshard.ts";
 import {
@@ -156,13 +157,7 @@ export interface RestoreReport {
   durationMs: number;
 }
 
-// The reshard plan's name (src/api/reshard.ts); spelled here to keep this module standalone.
-const SHARD_FILE = /^shard_(0|[1-9][0-9]*)\.db$/;
 const SIDECARS = ["-wal", "-journal", "-shm"] as const;
-
-function shardFileName(shardId: number): string {
-  return `shard_${shardId}.db`;
-}
 
 /**
  * SHA-256 of a file, lowercase hex, read in 1 MiB chunks so memory stays flat whatever
@@ -679,7 +674,7 @@ export async function restoreShards(
     // that one is shared within a process, and a manager of this process must refuse too.
     locks.push(OwnerLock.acquire(`${target}/${SHARD_MAP_FILE}`));
     const present = listDirectory(target) ?? [];
-    const shardFiles = present.filter((name) => SHARD_FILE.test(name));
+    const shardFiles = present.filter((name) => parseShardFileName(name) !== undefined);
     for (const name of shardFiles) locks.push(OwnerLock.acquire(`${target}/${name}`));
 
     // Point of no return: the old map goes first, the new one comes last. A reshard plan
@@ -693,8 +688,7 @@ export async function restoreShards(
       }
     }
     for (const name of shardFiles) {
-      const id = Number(SHARD_FILE.exec(name)?.[1]);
-      if (id < manifest.numShards) continue;
+      if (parseShardFileName(name)! < manifest.numShards) continue;
       for (const suffix of ["", ...SIDECARS, ".lock"]) {
         await removeIfExists(`${target}/${name}${suffix}`);
       }

@@ -14,6 +14,14 @@ import type { PooledConnection } from "../pool/connection.ts";
 import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
 import { type BatchRecovery, recoverBatches } from "../routing/batches.ts";
 import type { ShardKey } from "../routing/keys.ts";
+import { CURRENT_KEY_FORM, type KeyColumn, type KeyForm } from "../routing/key_column.ts";
+import { ensureKeyIndex, keyColumnFromEntry, readKeySchema } from "./key_schema.ts";
+import {
+  type PlacementReport,
+  type RepairReport,
+  verifyPlacement,
+  type VerifyPlacementOptions,
+} from "./placement.ts";
 import {
   type QueryAllOptions,
   type RouteOptions,
@@ -22,14 +30,9 @@ import {
   type ShardSource,
   type WriteRouteOptions,
 } from "../routing/router.ts";
-import {
-  buildCreateTable,
-  buildDropTable,
-  type CreateTableOptions,
-  quoteIdentifier,
-  validateIdentifier,
-  type Where,
-} from "../routing/sql.ts";
+import { buildCreateTable, buildDropTable, type CreateTableOptions } from "../sql/schema.ts";
+import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
+import type { Where } from "../sql/where.ts";
 import {
   HashStrategy,
   sameLayout,
@@ -38,6 +41,7 @@ import {
   strategyFromDescriptor,
 } from "../routing/strategies.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
+import { shardFilePath } from "./layout.ts";
 import {
   acquireDirectory,
   checkLayout,
@@ -64,6 +68,17 @@ import {
   type ReshardReport,
   runReshard,
 } from "./reshard.ts";
+import {
+  type MigrateOptions,
+  type MigrateReport,
+  type Migration,
+  migrationStatus,
+  pendingReshardRefusal,
+  prepareMigrations,
+  runMigrations,
+  type ShardMigrationStatus,
+} from "./migrations.ts";
+import { findTransactionControl } from "../sql/statements.ts";
 
 /** Options of a {@link ShardManager}. */
 export interface ShardManagerOptions {
@@ -86,6 +101,15 @@ export interface ShardManagerOptions {
    * for the whole process. Default 256.
    */
   maxOpenShards?: number;
+}
+
+/**
+ * Restricts `count`, `sum`, `avg`, `min` and `max` to the rows of one shard key (on its
+ * shard). A `key` that is present but `undefined` or `null` is refused.
+ */
+export interface KeyOption {
+  /** The shard key. */
+  key?: ShardKey;
 }
 
 /** One shard as {@link ShardManager.getShardInfo} describes it. */
@@ -170,6 +194,8 @@ export class ShardManager implements ShardSource {
   #batchRecovery: BatchRecovery | null = null;
   readonly #router: Router;
   #map: ShardMap | null = null;
+  // Key columns derived from the map, by recorded table name; cleared when the map changes.
+  readonly #keyColumns = new Map<string, KeyColumn>();
   #ready: Promise<void> | null = null;
   #releaseDirectory: (() => void) | null = null;
   #closed: Promise<void> | null = null;
@@ -273,6 +299,13 @@ export class ShardManager implements ShardSource {
   }
 
   #pendingError(plan: ReshardPlan): ReshardError {
+    if (plan.mode === "repair") {
+      return new ReshardError(
+        this.dbDir,
+        `an unfinished placement repair was found; resume it with manager.repairPlacement() ` +
+          `(or "deno task shardlite check --repair"). No operation is routed until then.`,
+      );
+    }
     return new ReshardError(
       this.dbDir,
       `an unfinished reshard from ${JSON.stringify(plan.from)} to ${JSON.stringify(plan.to)} ` +
@@ -326,6 +359,7 @@ export class ShardManager implements ShardSource {
           numShards: this.strategy.numShards,
           strategy: this.strategy.describe(),
           tables: {},
+          keyForm: CURRENT_KEY_FORM,
         };
         writeShardMap(this.dbDir, this.#map);
       }
@@ -343,6 +377,7 @@ export class ShardManager implements ShardSource {
       } else {
         await recoveries.get(key);
       }
+      await this.#recordKeyTypes();
     } catch (error) {
       // Pools opened for recovery let go of their files with the directory.
       const pools = [...this.#pools.values()];
@@ -381,7 +416,7 @@ export class ShardManager implements ShardSource {
 
   /** The path of shard `shardId`'s file. */
   shardPath(shardId: number): string {
-    return `${this.dbDir}/shard_${shardId}.db`;
+    return shardFilePath(this.dbDir, shardId);
   }
 
   /** The pool of shard `shardId` (created on first use). */
@@ -486,8 +521,61 @@ export class ShardManager implements ShardSource {
   }
 
   /** The shard `key` maps to. */
-  getShardId(key: ShardKey): number {
-    return this.#router.getShardId(key);
+  getShardId(key: ShardKey, table?: string): number {
+    return this.#router.getShardId(key, table);
+  }
+
+  /** @internal The shard-key column of `table` with its type (the router's view). */
+  getKeyColumn(table: string): KeyColumn | undefined {
+    const name = this.#recordedName(table);
+    if (name === undefined) return undefined;
+    let column = this.#keyColumns.get(name);
+    if (column === undefined) {
+      column = keyColumnFromEntry(name, this.#map?.tables[name]);
+      if (column !== undefined) this.#keyColumns.set(name, column);
+    }
+    return column;
+  }
+
+  /** @internal Whether the map records `table`. */
+  hasTable(table: string): boolean {
+    return this.#recordedName(table) !== undefined;
+  }
+
+  /**
+   * How this directory hashes keys (see `KeyForm`): 2 for directories created by this
+   * version, 1 for older ones until a reshard moves them to 2.
+   */
+  get keyForm(): KeyForm {
+    return this.#map === null ? CURRENT_KEY_FORM : this.#map.keyForm ?? 1;
+  }
+
+  /**
+   * Records the key type of sharded tables whose map entry lacks it (maps written before
+   * key types were recorded), reading it from the first shard that has the table.
+   */
+  async #recordKeyTypes(): Promise<void> {
+    const map = this.#map as ShardMap;
+    const missing = Object.entries(map.tables).filter(([, e]) =>
+      e.shardKey !== null && e.keyType === undefined
+    );
+    if (missing.length === 0) return;
+    const tables = { ...map.tables };
+    for (const [table, entry] of missing) {
+      for (const shardId of this.strategy.getAllShardIds()) {
+        if (!existsSync(this.shardPath(shardId))) continue;
+        const schema = await this.getPool(shardId).withConnection((c) =>
+          readKeySchema(c, table, entry.shardKey as string)
+        );
+        if (schema === undefined) continue;
+        const { declaredType, rowidAlias, strictTable } = schema;
+        tables[table] = { ...entry, keyType: { declaredType, rowidAlias, strictTable } };
+        break;
+      }
+    }
+    this.#map = { ...map, tables };
+    this.#keyColumns.clear();
+    writeShardMap(this.dbDir, this.#map);
   }
 
   async #persistTables(change: (tables: ShardMap["tables"]) => void): Promise<void> {
@@ -497,6 +585,7 @@ export class ShardManager implements ShardSource {
     change(next.tables);
     writeShardMap(this.dbDir, next);
     this.#map = next;
+    this.#keyColumns.clear();
   }
 
   /**
@@ -534,18 +623,106 @@ export class ShardManager implements ShardSource {
         );
       }
     }
-    await this.#router.routeEachShard((c) => c.exec(statement.sql));
+    // The key's storage (affinity, rowid alias, STRICT) comes from the schema as SQLite
+    // built it; the key is indexed on every shard unless it leads the primary key.
+    const schemas = await this.#router.routeEachShard(async (c) => {
+      await c.exec(statement.sql);
+      if (shardKey === undefined) return undefined;
+      const schema = await readKeySchema(c, recorded ?? table, shardKey);
+      if (schema !== undefined) await ensureKeyIndex(c, recorded ?? table, schema);
+      return schema;
+    });
+    const schema = schemas.find((found) => found !== undefined);
     await this.#persistTables((tables) => {
-      tables[recorded ?? table] = { shardKey: shardKey ?? null };
+      tables[recorded ?? table] = schema === undefined ? { shardKey: shardKey ?? null } : {
+        shardKey: shardKey ?? null,
+        keyType: {
+          declaredType: schema.declaredType,
+          rowidAlias: schema.rowidAlias,
+          strictTable: schema.strictTable,
+        },
+      };
     });
   }
 
-  /** Runs DDL (one or more statements) on every shard. */
+  /**
+   * Runs DDL (one or more statements) on every shard, in one transaction per shard: a
+   * statement that fails leaves its shard unchanged. Shards are independent, so others
+   * may have committed; for changes that must reach every shard, use {@link migrate}.
+   * The SQL must not hold BEGIN, COMMIT, END or ROLLBACK (InvalidQueryError).
+   */
   async applySchema(sql: string): Promise<void> {
     if (typeof sql !== "string" || sql.trim() === "") {
       throw new TypeError("applySchema(sql): sql must be a non-empty string");
     }
-    await this.#router.routeEachShard((c) => c.exec(sql));
+    const control = findTransactionControl(sql);
+    if (control !== undefined) {
+      throw new InvalidQueryError(
+        "sql",
+        `applySchema runs its SQL as one transaction per shard; leave out the ` +
+          `${control.keyword} statement at offset ${control.offset}`,
+      );
+    }
+    await this.#router.routeEachShard((c) => c.transaction((tx) => tx.exec(sql)));
+  }
+
+  /**
+   * Applies versioned migrations on every shard, in order: on each shard, each migration
+   * runs in one transaction with its bookkeeping row (`_shardlite_migrations`), so a shard
+   * is always at some prefix of the list. Only what a shard lacks runs: calling it again
+   * with the same list is a no-op. Migration k finishes on every shard that lacks it
+   * (`maxConcurrentShards` at once) before k+1 starts anywhere.
+   *
+   * Nothing runs when the list is malformed (InvalidMigrationError), when a shard's
+   * history is not a prefix of the list, or an applied migration's SQL changed
+   * (MigrationHistoryError), or while a reshard is unfinished (ReshardError). A migration
+   * failing on a shard rejects with MigrationError naming it and the shard, which stays
+   * at its previous version (others may be one ahead); fix the cause and call `migrate`
+   * again to complete it.
+   *
+   * @example
+   * ```ts
+   * import { type Migration, ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * const migrations: Migration[] = [
+   *   { id: "0001_users", up: "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)" },
+   *   { id: "0002_email", up: "ALTER TABLE users ADD COLUMN email TEXT" },
+   *   {
+   *     id: "0003_seed", // a function runs inside the migration's transaction on each shard
+   *     up: async (conn, shardId) => {
+   *       await conn.run("INSERT INTO users (id, name) VALUES (?, ?)", [-1 - shardId, "system"]);
+   *     },
+   *   },
+   * ];
+   * const first = await manager.migrate(migrations);
+   * if (first.applied !== 12 || first.version !== "0003_seed") throw new Error("3 x 4 shards");
+   * const again = await manager.migrate(migrations);
+   * if (again.applied !== 0) throw new Error("a rerun applies nothing");
+   * const status = await manager.migrationStatus();
+   * if (!status.every((s) => s.version === "0003_seed")) throw new Error("every shard at 0003");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async migrate(
+    migrations: readonly Migration[],
+    options: MigrateOptions = {},
+  ): Promise<MigrateReport> {
+    const prepared = await prepareMigrations(migrations);
+    try {
+      return await this.#admitted(() => runMigrations(this, prepared, options));
+    } catch (error) {
+      if (error instanceof ReshardError && this.#pending !== null) {
+        throw pendingReshardRefusal(this.dbDir, this.#pending, error);
+      }
+      throw error;
+    }
+  }
+
+  /** Every shard's applied migrations (`_shardlite_migrations`), in shard order. */
+  migrationStatus(): Promise<ShardMigrationStatus[]> {
+    return this.#admitted(() => migrationStatus(this));
   }
 
   /** Drops `table` on every shard and forgets it in the shard map. */
@@ -624,34 +801,61 @@ export class ShardManager implements ShardSource {
     return this.#router.routeDelete(table, options);
   }
 
-  async #one(table: string, expression: string, where?: Where): Promise<SqlValue> {
-    const result = await this.#router.routeAggregate(table, expression, { where });
+  async #one(
+    table: string,
+    expression: string,
+    where: Where | undefined,
+    options: KeyOption | undefined,
+  ): Promise<SqlValue> {
+    const route: RouteOptions = { where };
+    if (options !== undefined) {
+      if (options === null || typeof options !== "object") {
+        throw new InvalidQueryError("options", "expected an object such as { key }");
+      }
+      if (Object.hasOwn(options, "key")) (route as { key?: unknown }).key = options.key;
+    }
+    const result = await this.#router.routeAggregate(table, expression, route);
     return result[expression] ?? null;
   }
 
-  /** COUNT(*) over every shard. */
-  async count(table: string, where?: Where): Promise<number> {
-    return Number(await this.#one(table, "COUNT(*)", where));
+  /**
+   * COUNT(*) over every shard, or over the rows of `options.key` on its shard.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 2, dbDir: dir });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY", team: "TEXT" }, { shardKey: "id" });
+   * await manager.insertMany("t", [{ id: 1, team: "red" }, { id: 2, team: "red" }]);
+   * if (await manager.count("t", { team: "red" }) !== 2) throw new Error("two reds");
+   * if (await manager.count("t", undefined, { key: "2" }) !== 1) throw new Error("one with id 2");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async count(table: string, where?: Where, options?: KeyOption): Promise<number> {
+    return Number(await this.#one(table, "COUNT(*)", where, options));
   }
 
-  /** SUM(column) over every shard (NULL when no row has a value). */
-  async sum(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return await this.#one(table, `SUM(${validateIdentifier(column, "column")})`, where);
+  /** SUM(column) over every shard, or `options.key`'s rows (NULL when no row has a value). */
+  async sum(table: string, column: string, where?: Where, options?: KeyOption): Promise<SqlValue> {
+    return await this.#one(table, `SUM(${validateIdentifier(column, "column")})`, where, options);
   }
 
-  /** AVG(column) over every shard: total SUM / total COUNT. */
-  async avg(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return await this.#one(table, `AVG(${validateIdentifier(column, "column")})`, where);
+  /** AVG(column) over every shard (or `options.key`'s rows): total SUM / total COUNT. */
+  async avg(table: string, column: string, where?: Where, options?: KeyOption): Promise<SqlValue> {
+    return await this.#one(table, `AVG(${validateIdentifier(column, "column")})`, where, options);
   }
 
-  /** MIN(column) over every shard. */
-  async min(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return await this.#one(table, `MIN(${validateIdentifier(column, "column")})`, where);
+  /** MIN(column) over every shard (or `options.key`'s rows). */
+  async min(table: string, column: string, where?: Where, options?: KeyOption): Promise<SqlValue> {
+    return await this.#one(table, `MIN(${validateIdentifier(column, "column")})`, where, options);
   }
 
-  /** MAX(column) over every shard. */
-  async max(table: string, column: string, where?: Where): Promise<SqlValue> {
-    return await this.#one(table, `MAX(${validateIdentifier(column, "column")})`, where);
+  /** MAX(column) over every shard (or `options.key`'s rows). */
+  async max(table: string, column: string, where?: Where, options?: KeyOption): Promise<SqlValue> {
+    return await this.#one(table, `MAX(${validateIdentifier(column, "column")})`, where, options);
   }
 
   /**
@@ -824,6 +1028,70 @@ export class ShardManager implements ShardSource {
     return results.every(Boolean);
   }
 
+  /**
+   * Checks that every row of every sharded table is on the shard its key maps to, by the
+   * value SQLite stores in the shard-key column. Rows can be elsewhere when they were
+   * written by an older version (which routed `"7"` and `7` apart even where SQLite stores
+   * both as the integer 7) or by hand. Reads only; see {@link repairPlacement}.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * await manager.insertMany("users", [{ id: 1 }, { id: "2" }, { id: 3n }]);
+   * const report = await manager.verifyPlacement();
+   * if (report.scanned !== 3 || report.misplaced !== 0) throw new Error("misplaced rows");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  verifyPlacement(options?: VerifyPlacementOptions): Promise<PlacementReport> {
+    return this.#admitted(() =>
+      verifyPlacement({
+        map: this.#map as ShardMap,
+        strategy: this.strategy,
+        exists: (id) => existsSync(this.shardPath(id)),
+        pool: (id) => this.getPool(id),
+      }, options)
+    );
+  }
+
+  /**
+   * Moves every misplaced row (see {@link verifyPlacement}) to the shard its key maps to,
+   * crash-safe and resumable like a reshard (it is one, to the same layout): after a
+   * crash, operations are refused until `repairPlacement()` is called again. A misplaced
+   * row whose key (or another unique value) already exists on its shard is left where it
+   * is and reported in `conflicts`, never dropped; rows whose key cannot be routed stay
+   * too (`unroutable`). Operations wait while it runs.
+   */
+  async repairPlacement(options: ReshardOptions = {}): Promise<RepairReport> {
+    if (this.#closed !== null) {
+      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
+    }
+    await this.#startOpening();
+    if (this.#gate !== null) throw new ReshardError(this.dbDir, "a reshard is already running");
+    const pending = this.#pending;
+    if (pending !== null && pending.mode !== "repair") {
+      throw new ReshardError(
+        this.dbDir,
+        `an unfinished reshard to ${JSON.stringify(pending.to)} must be resumed (or rolled ` +
+          `back with abortReshard()) before placement can be repaired`,
+      );
+    }
+    const plan = pending ?? newPlan(this.#map as ShardMap, this.strategy, this.strategy, "repair");
+    const report = await this.#runReshard(plan, this.strategy, options, pending !== null);
+    return {
+      scanned: report.scanned,
+      moved: report.moved,
+      conflicts: plan.conflicts ?? [],
+      unroutable: plan.unroutable ?? [],
+      resumed: report.resumed,
+      durationMs: report.durationMs,
+    };
+  }
+
   /** Runs `fn` as an operation: it waits for a running reshard, and a reshard waits for it. */
   async #admitted<T>(fn: () => Promise<T>): Promise<T> {
     while (!this.isReady) await this.ready();
@@ -902,7 +1170,10 @@ export class ShardManager implements ShardSource {
           `back with abortReshard()) before another one starts`,
       );
     }
-    if (pending === null && sameLayout(this.strategy.describe(), to.describe())) {
+    if (
+      pending === null && sameLayout(this.strategy.describe(), to.describe()) &&
+      this.keyForm === CURRENT_KEY_FORM
+    ) {
       const empty: Record<string, { scanned: number; moved: number }> = {};
       for (const table of Object.keys(this.#map?.tables ?? {})) {
         empty[table] = { scanned: 0, moved: 0 };
@@ -938,7 +1209,8 @@ export class ShardManager implements ShardSource {
       return await this.reshard(strategyFromDescriptor(pending.to), options);
     }
     const back = strategyFromDescriptor(pending.from);
-    const plan = newPlan(this.#map as ShardMap, this.strategy, back);
+    const plan = newPlan(this.#map as ShardMap, this.strategy, back, pending.mode ?? "reshard");
+    plan.toKeyForm = pending.fromKeyForm ?? 1;
     plan.span = Math.max(plan.span, pending.span);
     plan.scan = plan.span;
     return await this.#runReshard(plan, back, options, false);
@@ -994,6 +1266,7 @@ export class ShardManager implements ShardSource {
           commitMap: (map) => {
             writeShardMap(this.dbDir, map);
             this.#map = map;
+            this.#keyColumns.clear();
             this.#strategy = to;
             this.#router.setStrategy(to);
           },

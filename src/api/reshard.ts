@@ -17,11 +17,13 @@
 import { InvalidQueryError, ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
-import { normalizeKey } from "../routing/keys.ts";
-import { packInsert } from "../routing/sql.ts";
+import { CURRENT_KEY_FORM, type KeyForm, shardOfStored, storedKey } from "../routing/key_column.ts";
+import { packInsert } from "../sql/dml.ts";
 import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
 import type { Row, SqlValue } from "../types.ts";
-import type { ShardMap } from "./shard_map.ts";
+import { keyFormOf, type ShardMap } from "./shard_map.ts";
+import { keyColumnFromEntry } from "./key_schema.ts";
+import { describeVersionSpread, readMigrationHistory, seedMigrationHistory } from "./migrations.ts";
 
 /** The plan file's name inside `dbDir`. */
 export const RESHARD_PLAN_FILE = "reshard.json";
@@ -93,6 +95,50 @@ export interface ReshardPlan {
   progress: { table: number; shard: number; lastRowid: number | string | null };
   /** Counts so far. */
   counts: Record<string, { scanned: number; moved: number }>;
+  /**
+   * `"repair"` (from `repairPlacement`): the layout stays, misplaced rows move to their
+   * shard, and a row that collides there stays put and is listed in `conflicts`.
+   * Absent: a reshard.
+   */
+  mode?: "reshard" | "repair";
+  /** Key form of the layout being left (absent in older plans: 1). */
+  fromKeyForm?: KeyForm;
+  /** Key form of the layout being reached (absent in older plans: 1). */
+  toKeyForm?: KeyForm;
+  /** Repair: rows left where they are because their key already exists on their shard. */
+  conflicts?: PlacementConflict[];
+  /** Repair: rows whose key cannot be routed at all (NULL, fractional ...), left in place. */
+  unroutable?: UnroutableRow[];
+}
+
+/** A misplaced row a repair could not move: its shard already holds a row that collides. */
+export interface PlacementConflict {
+  /** The table. */
+  table: string;
+  /** The shard the row is on. */
+  shard: number;
+  /** The shard its key maps to. */
+  expectedShard: number;
+  /** The row's shard key. */
+  key: SqlValue;
+  /** Its rowid on `shard` (as text when beyond 2^53). */
+  rowid: number | string;
+  /** What SQLite said (the UNIQUE constraint that failed). */
+  error: string;
+}
+
+/** A row whose shard key cannot be routed (NULL, a fractional REAL, ...). */
+export interface UnroutableRow {
+  /** The table. */
+  table: string;
+  /** The shard the row is on. */
+  shard: number;
+  /** The row's shard-key value. */
+  key: SqlValue;
+  /** Its rowid (as text when beyond 2^53). */
+  rowid: number | string;
+  /** Why it cannot be routed. */
+  reason: string;
 }
 
 /** What the reshard needs from its manager. */
@@ -127,14 +173,21 @@ function rowidValue(value: number | string): number | bigint {
   return typeof value === "string" ? BigInt(value) : value;
 }
 
-/** Starts a new plan from `from` to `to`. */
+/**
+ * Starts a new plan from `from` to `to`. A reshard moves the directory to the current key
+ * form; a repair (`mode: "repair"`, same layout) keeps the map's.
+ */
 export function newPlan(
   map: ShardMap,
   from: ShardingStrategy,
   to: ShardingStrategy,
+  mode: "reshard" | "repair" = "reshard",
 ): ReshardPlan {
   return {
     format: 1,
+    mode,
+    fromKeyForm: keyFormOf(map),
+    toKeyForm: mode === "repair" ? keyFormOf(map) : CURRENT_KEY_FORM,
     run: crypto.randomUUID(),
     from: from.describe(),
     to: to.describe(),
@@ -179,6 +232,23 @@ async function preflight(context: ReshardContext, plan: ReshardPlan, fromCount: 
       });
     }
   }
+  // New shards get shard 0's schema: the old ones must all be at its migration version.
+  const histories: { shardId: number; applied: { id: string }[] }[] = [];
+  for (let shard = 0; shard < fromCount; shard++) {
+    histories.push({
+      shardId: shard,
+      applied: await context.pool(shard).withConnection(readMigrationHistory),
+    });
+  }
+  const spread = describeVersionSpread(histories);
+  if (spread !== undefined) {
+    throw new ReshardError(
+      context.dbDir,
+      `the shards are at different migration versions (${spread}); a reshard copies shard ` +
+        `0's schema to new shards and moves rows between shards, so finish the migration ` +
+        `first (fix its cause and call migrate() again). Nothing was moved.`,
+    );
+  }
 }
 
 /** Creates the schema of shard 0 (tables, indexes) on shards that lack it. */
@@ -189,6 +259,9 @@ async function copySchema(context: ReshardContext, span: number): Promise<void> 
        AND name NOT LIKE '\\_shardlite\\_%' ESCAPE '\\' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, rowid`,
     )
   );
+  // A shard given shard 0's schema is as migrated as shard 0 (preflight checked that
+  // every old shard is): it gets shard 0's history, or migrate() would run it all again.
+  const history = await context.pool(0).withConnection(readMigrationHistory);
   for (let shard = 1; shard < span; shard++) {
     await context.pool(shard).withConnection(async (c) => {
       for (const item of schema) {
@@ -197,6 +270,7 @@ async function copySchema(context: ReshardContext, span: number): Promise<void> 
         ]);
         if (found === undefined) await c.exec(item.sql as string);
       }
+      await seedMigrationHistory(c, history);
     });
   }
 }
@@ -250,6 +324,10 @@ export async function runReshard(
     for (let t = plan.progress.table; t < plan.tables.length; t++) {
       const table = plan.tables[t] as string;
       const keyColumn = context.map.tables[table]?.shardKey as string;
+      // Rows route by the value SQLite stores in the key column, in the target's key form.
+      const typed = keyColumnFromEntry(table, context.map.tables[table]);
+      const toForm = plan.toKeyForm ?? 1;
+      const repair = plan.mode === "repair";
       const counts = plan.counts[table] ??= { scanned: 0, moved: 0 };
       const firstShard = t === plan.progress.table ? plan.progress.shard : 0;
       for (let source = firstShard; source < plan.scan; source++) {
@@ -283,8 +361,27 @@ export async function runReshard(
             const key = row[keyColumn];
             let destination: number;
             try {
-              destination = target.getShardId(normalizeKey(key));
+              destination = shardOfStored(target, storedKey(key, typed), toForm);
             } catch (error) {
+              if (repair) {
+                // Nowhere to put it: a repair leaves it and says so.
+                const rowid = rowidText(row.__shardlite_rowid);
+                const unroutable = plan.unroutable ??= [];
+                if (
+                  !unroutable.some((u) =>
+                    u.table === table && u.shard === source && u.rowid === rowid
+                  )
+                ) {
+                  unroutable.push({
+                    table,
+                    shard: source,
+                    key: key ?? null,
+                    rowid,
+                    reason: error instanceof Error ? error.message : String(error),
+                  });
+                }
+                continue;
+              }
               throw new ReshardError(
                 context.dbDir,
                 `a row of ${table} (rowid ${String(row.__shardlite_rowid)} on shard ${source}) ` +
@@ -299,14 +396,21 @@ export async function runReshard(
             list.push(row);
           }
           let movedHere = 0;
+          const ids: (number | bigint)[] = [];
           for (const [destination, list] of moving) {
-            await copyRows(context, plan, table, keyColumn, source, destination, list);
-            movedHere += list.length;
+            const copied = await copyRows(
+              context,
+              plan,
+              table,
+              keyColumn,
+              source,
+              destination,
+              list,
+            );
+            movedHere += copied.length;
+            for (const row of copied) ids.push(row.__shardlite_rowid as number | bigint);
           }
           if (movedHere > 0) {
-            const ids = [...moving.values()].flat().map((r) =>
-              r.__shardlite_rowid as number | bigint
-            );
             await context.pool(source).withConnection((c) =>
               c.transaction(async (tx) => {
                 for (let i = 0; i < ids.length; i += 500) {
@@ -347,6 +451,7 @@ export async function runReshard(
       ...context.map,
       numShards: target.numShards,
       strategy: target.describe(),
+      keyForm: plan.toKeyForm ?? 1,
     });
     plan.state = "committed";
     context.writePlan(plan);
@@ -376,6 +481,8 @@ export async function runReshard(
 /**
  * Copies rows into `destination` with their markers, in one transaction; skips rows
  * already copied (a batch re-read after a crash). Rows and markers go in multi-row INSERTs.
+ * Returns the rows now on `destination` (to delete from `source`): all of them, or in a
+ * repair all but those that collide there, which are added to the plan's conflicts.
  */
 async function copyRows(
   context: ReshardContext,
@@ -385,15 +492,16 @@ async function copyRows(
   source: number,
   destination: number,
   rows: Row[],
-): Promise<void> {
+): Promise<Row[]> {
   const first = rows[0];
-  if (first === undefined) return;
+  if (first === undefined) return [];
   // SELECT rowid, * gives every row of a batch the same columns.
   const columns = Object.keys(first).filter((c) => c !== "__shardlite_rowid");
   const insertSql = `INSERT INTO ${quoteName(table)} (${
     columns.map(quoteName).join(", ")
   }) VALUES (${columns.map(() => "?").join(", ")})`;
   const rowid = (row: Row) => row.__shardlite_rowid as number | bigint;
+  let collided = new Set<Row>();
   await context.pool(destination).withConnection((c) =>
     c.transaction(async (tx) => {
       // Rows come in rowid order: one range query finds the markers of this batch.
@@ -404,8 +512,9 @@ async function copyRows(
           [plan.run, table, source, rowid(first), rowid(rows[rows.length - 1] as Row)],
         )).map((m) => String(m.rid)),
       );
-      const todo = copied.size === 0 ? rows : rows.filter((r) => !copied.has(String(rowid(r))));
+      let todo = copied.size === 0 ? rows : rows.filter((r) => !copied.has(String(rowid(r))));
       if (todo.length === 0) return;
+      collided = new Set();
       try {
         // A savepoint, so a collision can be traced to its row below.
         await tx.transaction(async (sp) => {
@@ -414,12 +523,31 @@ async function copyRows(
         });
       } catch (error) {
         if (!/UNIQUE constraint failed/.test(String(error))) throw error;
-        throw await collision(context, tx, insertSql, columns, todo, {
-          table,
-          keyColumn,
-          source,
-          destination,
-        }, error);
+        if (plan.mode === "repair") {
+          collided = await insertEach(tx, insertSql, columns, todo, (row, cause) => {
+            const conflicts = plan.conflicts ??= [];
+            const id = rowidText(rowid(row));
+            if (!conflicts.some((x) => x.table === table && x.shard === source && x.rowid === id)) {
+              conflicts.push({
+                table,
+                shard: source,
+                expectedShard: destination,
+                key: row[keyColumn] ?? null,
+                rowid: id,
+                error: cause instanceof Error ? cause.message : String(cause),
+              });
+            }
+          });
+          todo = todo.filter((row) => !collided.has(row));
+          if (todo.length === 0) return;
+        } else {
+          throw await collision(context, tx, insertSql, columns, todo, {
+            table,
+            keyColumn,
+            source,
+            destination,
+          }, error);
+        }
       }
       const markers = todo.map((row) => [plan.run, table, source, rowid(row)] as SqlValue[]);
       for (
@@ -432,6 +560,31 @@ async function copyRows(
       }
     })
   );
+  return collided.size === 0 ? rows : rows.filter((row) => !collided.has(row));
+}
+
+/**
+ * Inserts rows one at a time, each in its own savepoint, and returns those that hit a
+ * UNIQUE constraint (reported through `onConflict`); any other failure is thrown.
+ */
+async function insertEach(
+  tx: PooledConnection,
+  insertSql: string,
+  columns: string[],
+  rows: Row[],
+  onConflict: (row: Row, cause: unknown) => void,
+): Promise<Set<Row>> {
+  const collided = new Set<Row>();
+  for (const row of rows) {
+    try {
+      await tx.transaction((sp) => sp.run(insertSql, columns.map((c) => row[c] as SqlValue)));
+    } catch (error) {
+      if (!/UNIQUE constraint failed/.test(String(error))) throw error;
+      collided.add(row);
+      onConflict(row, error);
+    }
+  }
+  return collided;
 }
 
 /** Finds the row whose copy collides (one at a time, in a savepoint) and names it. */

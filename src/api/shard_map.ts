@@ -8,6 +8,7 @@
 
 import { ShardMapMismatchError, ShardOpenError } from "../errors.ts";
 import { OwnerLock } from "../pool/ownership.ts";
+import type { KeyForm } from "../routing/key_column.ts";
 import {
   sameLayout,
   type ShardingStrategy,
@@ -20,10 +21,22 @@ export const SHARD_MAP_FORMAT = 1;
 /** The map file's name inside `dbDir`. */
 export const SHARD_MAP_FILE = "shardlite.json";
 
+/** How a shard-key column stores values (read from the schema; see `key_column.ts`). */
+export interface KeyTypeEntry {
+  /** The column's declared type as written (`""` for none). */
+  declaredType: string;
+  /** The column is the table's rowid alias (`INTEGER PRIMARY KEY`). */
+  rowidAlias: boolean;
+  /** The table is STRICT. */
+  strictTable: boolean;
+}
+
 /** A table as the map records it. */
 export interface TableEntry {
   /** The column whose value is the shard key, if the table has one. */
   shardKey: string | null;
+  /** How that column stores keys; recorded when the table is created or first opened. */
+  keyType?: KeyTypeEntry;
 }
 
 /** The persisted shard map. */
@@ -36,6 +49,16 @@ export interface ShardMap {
   strategy: StrategyDescriptor;
   /** Tables by name. */
   tables: Record<string, TableEntry>;
+  /**
+   * How keys are hashed (see `KeyForm` in `key_column.ts`). Absent in maps written before
+   * key forms existed, which keep form 1 until a reshard or `repairPlacement` moves them.
+   */
+  keyForm?: KeyForm;
+}
+
+/** The key form a map routes by. */
+export function keyFormOf(map: ShardMap): KeyForm {
+  return map.keyForm ?? 1;
 }
 
 const encoder = new TextEncoder();
@@ -67,11 +90,18 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
   if (strategy.numShards !== map.numShards) {
     throw new ShardMapMismatchError(dbDir, `numShards and strategy disagree in ${SHARD_MAP_FILE}`);
   }
+  if (map.keyForm !== undefined && map.keyForm !== 1 && map.keyForm !== 2) {
+    throw new ShardMapMismatchError(
+      dbDir,
+      `${SHARD_MAP_FILE} has keyForm ${JSON.stringify(map.keyForm)}; this version reads 1 and 2`,
+    );
+  }
   return {
     format: SHARD_MAP_FORMAT,
     numShards: strategy.numShards,
     strategy: strategy.describe(),
     tables: typeof map.tables === "object" && map.tables !== null ? map.tables : {},
+    ...(map.keyForm === undefined ? {} : { keyForm: map.keyForm }),
   };
 }
 

@@ -11,7 +11,9 @@
 
 import { parseArgs } from "node:util";
 import { backupShards, restoreShards } from "../api/backup.ts";
+import { parseShardFileName, shardFileName } from "../api/layout.ts";
 import { ShardManager } from "../api/manager.ts";
+import { describeVersionSpread, readMigrationHistory } from "../api/migrations.ts";
 import { RESHARD_PLAN_FILE, type ReshardReport } from "../api/reshard.ts";
 import { readShardMap, SHARD_MAP_FILE, type ShardMap } from "../api/shard_map.ts";
 import { ShardliteError, ShardLockedError } from "../errors.ts";
@@ -45,8 +47,6 @@ export interface CliResult {
 }
 
 const HOT_SKEW = 1.5;
-// The reshard plan's name (src/api/reshard.ts).
-const SHARD_FILE = /^shard_(0|[1-9][0-9]*)\.db$/;
 
 const MAIN_HELP = `shardlite - inspect and maintain a Shardlite shard directory
 
@@ -79,8 +79,9 @@ Options:
   check: `Usage: deno task shardlite check <dbDir> [--json]
 
 Checks the shard map against the files: a shard file not created yet is a warning, a
-shard_<n>.db beyond the map's shard count, an unfinished reshard or a shard failing
-PRAGMA integrity_check is a problem. Exits 1 when a problem is found.
+shard_<n>.db beyond the map's shard count, an unfinished reshard, a shard failing
+PRAGMA integrity_check or shards at different migration versions (migrate()) is a
+problem. Exits 1 when a problem is found.
 
 Options:
   --json       one JSON document on stdout, nothing else
@@ -275,7 +276,7 @@ async function info(args: string[], io: CliIO): Promise<number> {
     for (const name of tables) skew[name] = skewOf(stats.map((s) => s.rows[name] ?? 0));
     const shards = stats.map((s) => ({
       shardId: s.shardId,
-      file: `shard_${s.shardId}.db`,
+      file: shardFileName(s.shardId),
       exists: s.exists,
       sizeBytes: s.sizeBytes,
       rows: s.rows,
@@ -363,7 +364,8 @@ export interface CheckFinding {
     | "missing-table"
     | "leftover-file"
     | "batch-pending"
-    | "batch-completed";
+    | "batch-completed"
+    | "migration-versions";
   /** The shard concerned, if any. */
   shardId?: number;
   /** What was found and what to do. */
@@ -382,9 +384,8 @@ async function check(args: string[], io: CliIO): Promise<number> {
     const names = [...Deno.readDirSync(dbDir)].map((e) => e.name).sort();
     const present = new Set<number>();
     for (const name of names) {
-      const match = SHARD_FILE.exec(name);
-      if (match !== null) {
-        const id = Number(match[1]);
+      const id = parseShardFileName(name);
+      if (id !== undefined) {
         present.add(id);
         if (id >= map.numShards) {
           problems.push({
@@ -417,16 +418,23 @@ async function check(args: string[], io: CliIO): Promise<number> {
           `it with "deno task shardlite reshard ${dbDir}${target}".`,
       });
     }
-    const shards: { shardId: number; exists: boolean; integrity: string[] | null }[] = [];
+    const shards: {
+      shardId: number;
+      exists: boolean;
+      integrity: string[] | null;
+      // Applied migrations: how many, and the last one's id (null when not read).
+      migrations: { applied: number; version: string | null } | null;
+    }[] = [];
+    const histories: { shardId: number; applied: { id: string }[] }[] = [];
     for (let id = 0; id < map.numShards; id++) {
       if (!present.has(id)) {
         warnings.push({
           kind: "missing-shard",
           shardId: id,
-          message: `shard_${id}.db does not exist yet (files are created on first use).`,
+          message: `${shardFileName(id)} does not exist yet (files are created on first use).`,
         });
       }
-      shards.push({ shardId: id, exists: present.has(id), integrity: null });
+      shards.push({ shardId: id, exists: present.has(id), integrity: null, migrations: null });
     }
     if (!pendingReshard) {
       await using manager = openManager(dbDir, map);
@@ -437,7 +445,7 @@ async function check(args: string[], io: CliIO): Promise<number> {
           kind: "batch-completed",
           shardId: part.shard,
           message: `an insertMany cut short by a crash (batch ${part.batch}) was completed ` +
-            `on opening: ${part.rows} row(s) written to shard_${part.shard}.db.`,
+            `on opening: ${part.rows} row(s) written to ${shardFileName(part.shard)}.`,
         });
       }
       for (const part of recovery?.pending ?? []) {
@@ -445,7 +453,7 @@ async function check(args: string[], io: CliIO): Promise<number> {
           kind: "batch-pending",
           shardId: part.shard,
           message: `insertMany batch ${part.batch} committed on shard ${part.coordinator}, ` +
-            `but its part for shard_${part.shard}.db cannot be written: ${part.error}. ` +
+            `but its part for ${shardFileName(part.shard)} cannot be written: ${part.error}. ` +
             `Repair that shard; the next open writes the part.`,
         });
       }
@@ -453,7 +461,9 @@ async function check(args: string[], io: CliIO): Promise<number> {
         if (!shard.exists) continue;
         const id = shard.shardId;
         try {
-          const { integrity, tables } = await manager.getPool(id).withConnection(async (c) => ({
+          const { integrity, tables, history } = await manager.getPool(id).withConnection(async (
+            c,
+          ) => ({
             integrity: (await c.all("PRAGMA integrity_check")).map((r) =>
               String(r["integrity_check"])
             ),
@@ -462,13 +472,16 @@ async function check(args: string[], io: CliIO): Promise<number> {
                 String(r["name"])
               ),
             ),
+            history: await readMigrationHistory(c),
           }));
           shard.integrity = integrity;
+          shard.migrations = { applied: history.length, version: history.at(-1)?.id ?? null };
+          histories.push({ shardId: id, applied: history });
           if (integrity.length !== 1 || integrity[0] !== "ok") {
             problems.push({
               kind: "integrity",
               shardId: id,
-              message: `shard_${id}.db fails PRAGMA integrity_check: ${
+              message: `${shardFileName(id)} fails PRAGMA integrity_check: ${
                 integrity.slice(0, 3).join("; ")
               }. Restore it from a backup.`,
             });
@@ -478,7 +491,7 @@ async function check(args: string[], io: CliIO): Promise<number> {
               warnings.push({
                 kind: "missing-table",
                 shardId: id,
-                message: `table ${name} is in the map but not in shard_${id}.db; ` +
+                message: `table ${name} is in the map but not in ${shardFileName(id)}; ` +
                   `createTable() creates it on every shard again.`,
               });
             }
@@ -489,11 +502,25 @@ async function check(args: string[], io: CliIO): Promise<number> {
           problems.push({
             kind: "integrity",
             shardId: id,
-            message: `shard_${id}.db cannot be opened or checked: ${
+            message: `${shardFileName(id)} cannot be opened or checked: ${
               (error as Error).message
             }. Restore it from a backup.`,
           });
         }
+      }
+      // A shard file not created yet has no migrations either.
+      const spread = describeVersionSpread(
+        shards.filter((s) => !s.exists || s.migrations !== null).map((s) => ({
+          shardId: s.shardId,
+          applied: histories.find((h) => h.shardId === s.shardId)?.applied ?? [],
+        })),
+      );
+      if (spread !== undefined) {
+        problems.push({
+          kind: "migration-versions",
+          message: `the shards are at different migration versions: ${spread}. A migration ` +
+            `failed on some of them; fix its cause and call migrate() again with the same list.`,
+        });
       }
     }
     const ok = problems.length === 0;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import sqlite from "node-sqlite3-wasm";
+import sqlite from "npm:node-sqlite3-wasm@0.8.60";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
 import type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./driver.ts";
 

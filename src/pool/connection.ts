@@ -6,6 +6,7 @@
 
 import { LeaseReleasedError, PoolTimeoutError } from "../errors.ts";
 import type { PositionalRows } from "../driver/driver.ts";
+import { assertSingleStatement } from "../sql/single_statement.ts";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
 import { Op, type Session, type ShardFile } from "./shard_file.ts";
 import type { ConnectionPool } from "./pool.ts";
@@ -62,11 +63,22 @@ export class Cursor {
 
 const EMPTY_CURSOR = new Cursor([], [], -1, undefined);
 
+// The method behind each operation, for errors; exec() takes scripts and is not checked.
+const CALLS: Readonly<Record<Op, string>> = {
+  [Op.Run]: "conn.run()",
+  [Op.All]: "conn.all()",
+  [Op.Get]: "conn.get()",
+  [Op.Values]: "conn.execute()",
+  [Op.Exec]: "conn.exec()",
+  [Op.RunMany]: "conn.runMany()",
+};
+
 /**
  * A lease on a pool: a session over the shard's single handle. Statement methods are
  * async: a statement waits (without blocking the event loop) while another session
  * holds a transaction. Return it with `pool.returnConnection(conn)`, or let
- * `await using` do it.
+ * `await using` do it. Every statement method but `exec()` runs exactly one statement:
+ * SQL holding more throws `MultipleStatementsError` before anything runs.
  *
  * @example Use a lease and return it at scope exit
  * ```ts
@@ -156,6 +168,8 @@ export class PooledConnection {
     if (typeof sql !== "string") {
       throw new TypeError(`sql must be a string, got ${typeof sql}`);
     }
+    // Checked before anything reaches the driver, which would run only the first statement.
+    if (op !== Op.Exec) assertSingleStatement(sql, CALLS[op]);
     return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
   }
 

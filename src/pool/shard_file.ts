@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Mutex } from "async-mutex";
+import { Mutex } from "npm:async-mutex@0.5.0";
 import type { Driver, DriverHandle, PositionalRows } from "../driver/driver.ts";
 import {
   ConnectionBrokenError,

@@ -20,7 +20,8 @@
 import { Buffer } from "node:buffer";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
-import { buildDelete, buildInsert, buildUpdate, packInsert, type Where } from "./sql.ts";
+import { buildDelete, buildInsert, buildUpdate, packInsert } from "../sql/dml.ts";
+import type { Where } from "../sql/where.ts";
 
 /** The table holding redo records (coordinator) and markers (other shards). */
 export const BATCH_TABLE = "_shardlite_batches";

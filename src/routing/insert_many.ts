@@ -10,7 +10,8 @@ import type { ConnectionPool } from "../pool/pool.ts";
 import type { SqlInput, SqlValue } from "../types.ts";
 import { type ShardWrite, writeAtomically } from "./atomic.ts";
 import { type BatchLedger, needsTag } from "./batches.ts";
-import { multiRowInsert, rowsPerInsert, toSqlValue } from "./sql.ts";
+import { multiRowInsert, rowsPerInsert } from "../sql/dml.ts";
+import { toSqlValue } from "../sql/values.ts";
 
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;

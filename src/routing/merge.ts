@@ -10,19 +10,11 @@
 import { AggregateOverflowError, InvalidQueryError } from "../errors.ts";
 import type { Row, SqlValue } from "../types.ts";
 import { compareBytes, compareText } from "./keys.ts";
-import {
-  type Aggregate,
-  type AggregateFunction,
-  buildWhere,
-  type OrderBy,
-  parseAggregate,
-  quoteIdentifier,
-  type ResolvedOrderTerm,
-  resolveOrderBy,
-  type SqlStatement,
-  validateIdentifier,
-  type Where,
-} from "./sql.ts";
+import { type Aggregate, type AggregateFunction, parseAggregate } from "../sql/aggregate.ts";
+import type { SqlStatement } from "../sql/dml.ts";
+import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
+import { type OrderBy, type ResolvedOrderTerm, resolveOrderBy } from "../sql/order.ts";
+import { buildWhere, type Where } from "../sql/where.ts";
 
 function storageRank(value: SqlValue): number {
   if (value === null) return 0;

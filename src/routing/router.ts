@@ -5,17 +5,25 @@
  * @module
  */
 
-import PQueue from "p-queue";
+import PQueue from "npm:p-queue@10.0.0";
 import {
   InvalidQueryError,
   InvalidShardKeyError,
   ShardliteError,
   ShardOperationError,
+  TableNotFoundError,
 } from "../errors.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
-import { describeKey, normalizeKey, type ShardKey } from "./keys.ts";
+import { describeKey, type ShardKey } from "./keys.ts";
+import {
+  type KeyColumn,
+  type KeyForm,
+  routingKey,
+  sameStoredKey,
+  storedKey,
+} from "./key_column.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
@@ -27,19 +35,13 @@ import {
   mergeSorted,
   shardLimit,
 } from "./merge.ts";
-import {
-  buildDelete,
-  buildInsert,
-  buildSelect,
-  buildUpdate,
-  type OrderBy,
-  parseAggregate,
-  quoteIdentifier,
-  resolveOrderBy,
-  toSqlValue,
-  validateIdentifier,
-  type Where,
-} from "./sql.ts";
+import { parseAggregate } from "../sql/aggregate.ts";
+import { buildDelete, buildInsert, buildSelect, buildUpdate } from "../sql/dml.ts";
+import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
+import { type OrderBy, resolveOrderBy } from "../sql/order.ts";
+import { assertSingleStatement } from "../sql/single_statement.ts";
+import { toSqlValue } from "../sql/values.ts";
+import type { ColumnFilter, Where } from "../sql/where.ts";
 import type { ShardingStrategy } from "./strategies.ts";
 
 /** What a router needs from the layer that owns the shards (a `ShardManager`). */
@@ -56,6 +58,15 @@ export interface ShardSource {
   getPool(shardId: number): ConnectionPool;
   /** The shard-key column recorded for `table`, if any. */
   getShardKeyColumn(table: string): string | undefined;
+  /**
+   * The shard-key column of `table` with its type (see `key_column.ts`), so keys are
+   * routed by the value SQLite stores. Without it, keys route by their JavaScript type.
+   */
+  getKeyColumn?(table: string): KeyColumn | undefined;
+  /** Whether `table` is recorded (sharded or not). Lets errors say a table is missing. */
+  hasTable?(table: string): boolean;
+  /** How keys are hashed (see `KeyForm`); 1 when absent, the form of older directories. */
+  readonly keyForm?: KeyForm;
   /** How many shards run concurrently in a cross-shard operation. */
   readonly maxConcurrentShards: number;
 }
@@ -66,9 +77,10 @@ export interface RouteOptions {
   where?: Where | undefined;
   /**
    * Route to this key's shard. When the table has a shard-key column, only rows whose
-   * shard key equals `key` are affected.
+   * shard key equals `key` are affected (AND-ed with a `where` on that column, if any).
+   * Present but `undefined` or `null` is refused: leave `key` out to reach every shard.
    */
-  key?: ShardKey | undefined;
+  key?: ShardKey;
 }
 
 /** Options of {@link Router.routeSelect}. */
@@ -97,20 +109,6 @@ export interface QueryAllOptions {
   limit?: number | undefined;
   /** Skip this many merged rows. */
   offset?: number | undefined;
-}
-
-function sameKey(a: ShardKey, b: ShardKey): boolean {
-  if (a instanceof Uint8Array || b instanceof Uint8Array) {
-    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) {
-      return false;
-    }
-    return a.every((v, i) => v === b[i]);
-  }
-  if (typeof a === "bigint" || typeof b === "bigint") {
-    return (typeof a === "number" || typeof a === "bigint") &&
-      (typeof b === "number" || typeof b === "bigint") && BigInt(a) === BigInt(b);
-  }
-  return a === b;
 }
 
 /**
@@ -174,9 +172,28 @@ export class Router {
     })();
   }
 
-  /** The shard of `key`. Throws InvalidShardKeyError for a key of an unusable type. */
-  getShardId(key: ShardKey): number {
-    return this.strategy.getShardId(key);
+  /**
+   * The shard of `key`: as a key of `table`'s shard-key column when a table is named
+   * (`"7"` is the integer 7 in an INTEGER column), else as the key itself. Throws
+   * InvalidShardKeyError for a key that cannot be stored or routed.
+   */
+  getShardId(key: ShardKey, table?: string): number {
+    return this.#shardOf(
+      storedKey(key, table === undefined ? undefined : this.#source.getKeyColumn?.(table)),
+    );
+  }
+
+  /** The shard of a stored key (see `key_column.ts`). */
+  #shardOf(stored: ShardKey): number {
+    const strategy = this.#strategy;
+    return strategy.getShardId(
+      routingKey(stored, this.#source.keyForm ?? 1, strategy.keyDomain ?? "any"),
+    );
+  }
+
+  /** The stored form of `key` in `table`'s shard-key column (the key as is without one). */
+  #stored(table: string, key: unknown): ShardKey {
+    return storedKey(key, this.#source.getKeyColumn?.(table));
   }
 
   async #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
@@ -187,6 +204,11 @@ export class Router {
       if (error instanceof ShardOperationError) throw error;
       // The caller's own errors (and bad input) pass through; the shard's are wrapped.
       if (!(error instanceof ShardliteError) || !("path" in error)) throw error;
+      const missing = /no such table: (?:main\.)?([A-Za-z_][A-Za-z0-9_]*)/.exec(String(error));
+      // A table the map does not know is the caller's mistake; a known one missing is damage.
+      if (missing !== null && this.#source.hasTable?.(missing[1] as string) === false) {
+        throw new TableNotFoundError(missing[1] as string, shardId, { cause: error });
+      }
       throw new ShardOperationError(shardId, pool.path, error);
     }
   }
@@ -215,18 +237,38 @@ export class Router {
   /** The key's shard, and the where clause with the shard-key filter added. */
   #target(table: string, options: RouteOptions): { shards: number[]; where: Where | undefined } {
     validateIdentifier(table, "table");
-    if (options.key === undefined) return { shards: this.#allShards(), where: options.where };
-    const key = normalizeKey(options.key);
-    const shardId = this.strategy.getShardId(key);
+    if (options === null || typeof options !== "object") {
+      throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+    }
+    if (!Object.hasOwn(options, "key")) return { shards: this.#allShards(), where: options.where };
+    const key = this.#stored(table, checkKeyOption(options.key));
+    const shardId = this.#shardOf(key);
     const column = this.#source.getShardKeyColumn(table);
     if (column === undefined) return { shards: [shardId], where: options.where };
-    if (options.where !== undefined && column in options.where) {
-      throw new InvalidQueryError(
-        "where",
-        `both key and where.${column} given; pass the shard key once, as key`,
-      );
+    return { shards: [shardId], where: this.#withKey(table, column, key, options.where) };
+  }
+
+  /**
+   * `where` AND "column = key". A condition `where` already puts on the column is kept:
+   * an equal value (as stored) is the same filter, a different one matches nothing.
+   */
+  #withKey(table: string, column: string, key: ShardKey, where: Where | undefined): Where {
+    if (where === undefined || !Object.hasOwn(where, column)) return { ...where, [column]: key };
+    const given = where[column];
+    const isFilter = typeof given === "object" && given !== null && !(given instanceof Uint8Array);
+    const filter = isFilter ? { ...(given as ColumnFilter) } : { eq: given as SqlInput };
+    if (Object.hasOwn(filter, "eq") && !this.#sameAsKey(table, filter.eq, key)) {
+      return { ...where, [column]: { in: [] } }; // two different keys: no row has both
     }
-    return { shards: [shardId], where: { ...options.where, [column]: key } };
+    return { ...where, [column]: { ...filter, eq: key } };
+  }
+
+  #sameAsKey(table: string, value: unknown, key: ShardKey): boolean {
+    try {
+      return sameStoredKey(this.#stored(table, value), key);
+    } catch {
+      return false; // a value that cannot be a key equals no key
+    }
   }
 
   #insertStatement(
@@ -248,38 +290,75 @@ export class Router {
     return { sql, params, columns };
   }
 
+  /**
+   * The stored key of a row to insert (from its shard-key column, or `key`), and the row
+   * to write: its shard-key value replaced by the stored form when that differs (so SQLite
+   * stores exactly what was routed), or set to `key` when the row lacks the column.
+   */
   #keyForRow(
     table: string,
     row: Readonly<Record<string, SqlInput>>,
     key?: ShardKey,
     column: string | undefined = this.#source.getShardKeyColumn(table),
-  ): ShardKey {
+  ): { key: ShardKey; row: Readonly<Record<string, SqlInput>> } {
     if (typeof row !== "object" || row === null || Array.isArray(row)) {
       throw new InvalidQueryError("row", `expected an object of column values`);
     }
-    const fromRow = column !== undefined && column in row ? row[column] : undefined;
+    const fromRow = column !== undefined && Object.hasOwn(row, column) ? row[column] : undefined;
     if (key === undefined) {
-      if (fromRow === undefined || fromRow === null || typeof fromRow === "boolean") {
+      if (column === undefined) {
+        throw new InvalidShardKeyError(
+          "undefined",
+          this.#source.hasTable?.(table) === false
+            ? `table ${table} is not known to this manager (see TableNotFoundError if it does ` +
+              `not exist); pass the key as the third argument, or create it with createTable`
+            : `table ${table} has no shard-key column; pass the key as the third argument`,
+        );
+      }
+      if (fromRow === undefined || fromRow === null) {
         throw new InvalidShardKeyError(
           describeKey(fromRow),
-          column === undefined
-            ? `table ${table} has no shard-key column; pass the key as the third argument`
-            : `the row has no usable ${column} (the shard key); set it or pass the key`,
+          `the row has no ${column} (the shard key of ${table}); set it or pass the key`,
         );
       }
-      return normalizeKey(fromRow);
+      const stored = this.#stored(table, fromRow);
+      return { key: stored, row: stored === fromRow ? row : { ...row, [column]: stored } };
     }
-    const normalized = normalizeKey(key);
-    if (fromRow !== undefined && fromRow !== null && typeof fromRow !== "boolean") {
-      if (!sameKey(normalizeKey(fromRow), normalized)) {
+    const stored = this.#stored(table, key);
+    if (column === undefined) return { key: stored, row };
+    if (fromRow === undefined || fromRow === null) {
+      if (fromRow === null) {
         throw new InvalidShardKeyError(
           describeKey(key),
-          `it differs from the row's ${column} (${describeKey(fromRow)}); the row would ` +
-            `land on the wrong shard`,
+          `the row's ${column} (the shard key) is null; a row is placed by its key, so ` +
+            `leave ${column} out (it is set to the key) or set it to the key`,
         );
       }
+      return { key: stored, row: { ...row, [column]: stored } };
     }
-    return normalized;
+    if (!this.#sameAsKey(table, fromRow, stored)) {
+      throw new InvalidShardKeyError(
+        describeKey(key),
+        `it differs from the row's ${column} (${describeKey(fromRow)}); the row would ` +
+          `land on the wrong shard`,
+      );
+    }
+    return { key: stored, row: stored === fromRow ? row : { ...row, [column]: stored } };
+  }
+
+  /** Whether `table` is missing on shard 0 (for the error of an insert that found no key). */
+  async #explainMissing(table: string, error: unknown): Promise<never> {
+    if (
+      error instanceof InvalidShardKeyError && this.#source.getShardKeyColumn(table) === undefined
+    ) {
+      const found = await this.#onShard(0, (c) =>
+        c.get(
+          "SELECT 1 AS found FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
+          [table],
+        )).catch(() => ({ found: 1 }));
+      if (found === undefined) throw new TableNotFoundError(table, undefined, { cause: error });
+    }
+    throw error;
   }
 
   /** Inserts one row on its key's shard (the key may come from the shard-key column). */
@@ -292,8 +371,14 @@ export class Router {
     if (admitted !== undefined) await admitted;
     try {
       validateIdentifier(table, "table");
-      const shardId = this.strategy.getShardId(this.#keyForRow(table, row, key));
-      const { sql, params } = this.#insertStatement(table, row);
+      let routed: { key: ShardKey; row: Readonly<Record<string, SqlInput>> };
+      try {
+        routed = this.#keyForRow(table, row, key);
+      } catch (error) {
+        return await this.#explainMissing(table, error);
+      }
+      const shardId = this.#shardOf(routed.key);
+      const { sql, params } = this.#insertStatement(table, routed.row);
       return await this.#onShard(shardId, (conn) => conn.run(sql, params));
     } finally {
       this.#source.leave();
@@ -324,21 +409,36 @@ export class Router {
       // statement a row; the few rows left over go one at a time.
       const runs: ShardRuns = [];
       const column = this.#source.getShardKeyColumn(table);
+      const keyColumn = this.#source.getKeyColumn?.(table);
+      // A safe integer is stored as itself in every column but a TEXT one.
+      const integersAsIs = keyColumn === undefined || keyColumn.affinity !== "TEXT";
       const strategy = this.#strategy;
+      const form = this.#source.keyForm ?? 1;
+      const domain = strategy.keyDomain ?? "any";
       let columns: string[] | undefined;
       let sql = "";
       for (let i = 0; i < rows.length; i++) {
-        const row = rows[i] as Readonly<Record<string, SqlInput>>;
+        let row = rows[i] as Readonly<Record<string, SqlInput>>;
         const given = keys?.[i];
         // The common case, a safe-integer shard key in the row, skips the general checks.
         const fromRow = given === undefined && column !== undefined && typeof row === "object" &&
             row !== null
           ? row[column]
           : undefined;
-        const key = typeof fromRow === "number" && Number.isSafeInteger(fromRow)
-          ? (fromRow === 0 ? 0 : fromRow)
-          : this.#keyForRow(table, row, given, column);
-        const shardId = strategy.getShardId(key);
+        let key: ShardKey;
+        if (integersAsIs && typeof fromRow === "number" && Number.isSafeInteger(fromRow)) {
+          key = fromRow === 0 ? 0 : fromRow;
+        } else {
+          let routed: { key: ShardKey; row: Readonly<Record<string, SqlInput>> };
+          try {
+            routed = this.#keyForRow(table, row, given, column);
+          } catch (error) {
+            return await this.#explainMissing(table, error);
+          }
+          key = routed.key;
+          row = routed.row;
+        }
+        const shardId = strategy.getShardId(routingKey(key, form, domain));
         // Same columns as the previous row (the usual bulk case): reuse its SQL.
         let same = columns !== undefined;
         if (columns !== undefined) {
@@ -437,7 +537,9 @@ export class Router {
     table: string,
     options: SelectRouteOptions,
   ): { shardId: number; sql: string; key: ShardKey } | undefined {
-    if (options.key === undefined) return undefined;
+    if (options === null || typeof options !== "object" || options.key === undefined) {
+      return undefined;
+    }
     for (const name in options) if (name !== "key") return undefined;
     const column = this.#source.getShardKeyColumn(table);
     if (column === undefined) return undefined;
@@ -446,13 +548,16 @@ export class Router {
       sql = buildSelect(table, { where: { [column]: 0 } }).sql;
       if (this.#keySelectSql.size < 1024) this.#keySelectSql.set(table, sql);
     }
-    const key = normalizeKey(options.key);
-    return { shardId: this.strategy.getShardId(key), sql, key };
+    const key = this.#stored(table, checkKeyOption(options.key));
+    return { shardId: this.#shardOf(key), sql, key };
   }
 
   #checkWrite(options: WriteRouteOptions, verb: string): void {
+    if (options === null || typeof options !== "object") {
+      throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+    }
     const hasWhere = options.where !== undefined && Object.keys(options.where).length > 0;
-    if (options.key === undefined && !hasWhere && options.allShards !== true) {
+    if (!Object.hasOwn(options, "key") && !hasWhere && options.allShards !== true) {
       throw new InvalidQueryError(
         "where",
         `${verb} with neither key nor where would change every row of every shard; ` +
@@ -594,7 +699,7 @@ export class Router {
     const admitted = this.#admit();
     if (admitted !== undefined) await admitted;
     try {
-      const shardId = this.strategy.getShardId(normalizeKey(key));
+      const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
       return await this.#onShard(shardId, (c) => c.all(sql, params));
     } finally {
       this.#source.leave();
@@ -611,6 +716,8 @@ export class Router {
     if (admitted !== undefined) await admitted;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
+      // Before the wrapping below, which would hide a second statement inside SELECT * FROM (...)
+      assertSingleStatement(sql, "manager.queryAll()");
       const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
       const limit = shardLimit(options);
       let perShard = sql;
@@ -662,7 +769,7 @@ export class Router {
     const admitted = this.#admit();
     if (admitted !== undefined) await admitted;
     try {
-      const shardId = this.strategy.getShardId(normalizeKey(key));
+      const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
       return await this.#onShard(shardId, (c) => c.transaction(fn));
     } finally {
       this.#source.leave();
@@ -681,4 +788,17 @@ export class Router {
       this.#source.leave();
     }
   }
+}
+
+/** A `key` given as an option or argument: present but undefined or null is refused. */
+function checkKeyOption(key: unknown): unknown {
+  if (key === undefined || key === null) {
+    throw new InvalidQueryError(
+      "key",
+      `key is ${key}: a call given a key reaches only that key's shard, so a missing value ` +
+        `would silently mean something else. Pass the shard key, or leave the key option ` +
+        `out to reach every shard`,
+    );
+  }
+  return key;
 }

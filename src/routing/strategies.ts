@@ -98,6 +98,12 @@ export interface ShardingStrategy {
   getAllShardIds(): number[];
   /** The JSON-safe descriptor to persist. */
   describe(): StrategyDescriptor;
+  /**
+   * Which keys the strategy routes: `"integer"` or `"text"` for one kind only (a range
+   * strategy), `"any"` (or absent) for every kind. A router gives an integer-only strategy
+   * the integer a canonical decimal string spells, and a text-only one an integer's text.
+   */
+  readonly keyDomain?: "any" | "integer" | "text";
 }
 
 function checkShardCount(value: unknown, name: string): number {
@@ -287,6 +293,11 @@ export class RangeStrategy implements ShardingStrategy {
     this.#boundaries = values;
     this.#kind = kind!;
     this.numShards = values.length + 1;
+  }
+
+  /** `"integer"` or `"text"`: the kind of keys the boundaries order. */
+  get keyDomain(): "integer" | "text" {
+    return this.#kind;
   }
 
   /** The boundaries, normalised (safe integers as numbers). */

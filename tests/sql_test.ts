@@ -6,19 +6,11 @@ import {
   InvalidSchemaError,
   InvalidValueError,
 } from "../src/errors.ts";
-import {
-  buildCreateTable,
-  buildDelete,
-  buildDropTable,
-  buildInsert,
-  buildSelect,
-  buildUpdate,
-  buildWhere,
-  parseAggregate,
-  quoteIdentifier,
-  validateColumnDefinition,
-  validateIdentifier,
-} from "../src/routing/sql.ts";
+import { parseAggregate } from "../src/sql/aggregate.ts";
+import { buildDelete, buildInsert, buildSelect, buildUpdate } from "../src/sql/dml.ts";
+import { quoteIdentifier, validateIdentifier } from "../src/sql/identifiers.ts";
+import { buildCreateTable, buildDropTable, validateColumnDefinition } from "../src/sql/schema.ts";
+import { buildWhere } from "../src/sql/where.ts";
 import type { SqlValue } from "../src/types.ts";
 
 import { type MemoryDb, withMemoryDb } from "./helpers.ts";
