@@ -289,3 +289,33 @@ Deno.test("the real entry runs standalone: info --json, and a lock held by this 
   }
   assert.equal((await runEntry(["nope"])).code, 2);
 });
+
+Deno.test("check: misplaced rows are a problem; --repair moves them and reports conflicts", async () => {
+  await using dir = await fixtureDir();
+  // Put users 5000 and 5001 on shards their keys do not map to, 5001 also on its own.
+  const manager = new ShardManager({ numShards: 4, dbDir: dir.data });
+  const away = [0, 1, 2, 3].find((s) =>
+    s !== manager.getShardId(5000) && s !== manager.getShardId(5001)
+  ) as number;
+  for (const [shard, id] of [[away, 5000], [away, 5001], [manager.getShardId(5001), 5001]]) {
+    await manager.getPool(shard as number).withConnection((c) =>
+      c.run("INSERT INTO users (id, name) VALUES (?, 'x')", [id as number])
+    );
+  }
+  await manager.shutdown();
+  const found = await runCliCaptured(["check", dir.data, "--json"]);
+  assert.equal(found.code, 1);
+  const doc = JSON.parse(found.stdout);
+  assert.deepEqual(doc.problems.map((p: { kind: string }) => p.kind), ["misplaced-rows"]);
+  assert.match(doc.problems[0].message, /2 row\(s\) are on a shard their key does not map to/);
+  assert.match(doc.problems[0].message, /--repair/);
+  assert.equal(doc.placement.misplaced, 2);
+
+  const repaired = await runCliCaptured(["check", dir.data, "--repair"]);
+  assert.equal(repaired.code, 1, repaired.stdout); // the duplicate stays a problem
+  assert.match(repaired.stdout, /moved 1 misplaced row/);
+  assert.match(repaired.stdout, /1 misplaced row\(s\) could not move .*users key 5001/);
+  await using again = new ShardManager({ numShards: 4, dbDir: dir.data });
+  assert.deepEqual(await again.select("users", { key: 5000 }), [{ id: 5000, name: "x" }]);
+  assert.equal(await again.count("users", { id: 5001 }), 2); // nothing dropped
+});

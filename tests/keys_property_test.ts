@@ -48,7 +48,13 @@ interface TableSpec {
 }
 
 const TABLES: readonly TableSpec[] = [
-  { name: "t_pk", column: "id", definition: "INTEGER PRIMARY KEY", strict: false, onlyIntegers: true },
+  {
+    name: "t_pk",
+    column: "id",
+    definition: "INTEGER PRIMARY KEY",
+    strict: false,
+    onlyIntegers: true,
+  },
   { name: "t_int", column: "k", definition: "INTEGER UNIQUE", strict: false, onlyIntegers: false },
   { name: "t_text", column: "k", definition: "TEXT UNIQUE", strict: false, onlyIntegers: false },
   { name: "t_real", column: "k", definition: "REAL UNIQUE", strict: false, onlyIntegers: false },
@@ -248,7 +254,17 @@ function spell(n: number, how: Spelling): string {
 
 const spelledInteger = fc.tuple(
   integer,
-  fc.constantFrom<Spelling>("plain", "zeros", "plus", "spaces", "tabs", "dot0", "dot", "exp", "exp2"),
+  fc.constantFrom<Spelling>(
+    "plain",
+    "zeros",
+    "plus",
+    "spaces",
+    "tabs",
+    "dot0",
+    "dot",
+    "exp",
+    "exp2",
+  ),
 ).map(([n, how]) => spell(n, how));
 
 const fractional = fc.oneof(
@@ -268,7 +284,16 @@ const strings = fc.oneof(
   fc.string({ unit: fc.constantFrom("a", "b", "7", "0", " ", "-", ".", "e", "x"), maxLength: 3 }),
   fc.string({ unit: "grapheme", maxLength: 3 }),
   fc.constantFrom("abc", "", "0x7", "7e", "1e400", "\u00a07", "\uff17", "NaN", "Infinity", "1_0"),
-  fc.constantFrom("-0", "+0", "-0.0", "00", ".5e1", "1e18", "9007199254740993", "9007199254740993.0"),
+  fc.constantFrom(
+    "-0",
+    "+0",
+    "-0.0",
+    "00",
+    ".5e1",
+    "1e18",
+    "9007199254740993",
+    "9007199254740993.0",
+  ),
   fc.constantFrom("9223372036854775807", "9223372036854775808", "-9223372036854775808"),
 );
 
@@ -335,9 +360,9 @@ async function applyOp(
   for (const spec of TABLES) {
     const keys = op.kind === "one" ? [op.key] : op.keys;
     const rows = keys.map((key) => ({ [spec.column]: key as SqlInput, v: nextTag() }));
-    const label = `${op.kind === "one" ? "insert" : "insertMany"} ${spec.name} (${
-      spec.definition
-    }${spec.strict ? " STRICT" : ""}) keys ${keys.map(show).join(", ")}`;
+    const label = `${op.kind === "one" ? "insert" : "insertMany"} ${spec.name} (${spec.definition}${
+      spec.strict ? " STRICT" : ""
+    }) keys ${keys.map(show).join(", ")}`;
     const before = await rowCount(manager, spec);
     // The oracle first, in a savepoint: rolled back when the manager refuses the keys.
     db.exec("SAVEPOINT op");
@@ -413,7 +438,11 @@ async function checkState(
       const key = keyOfStored(row.k);
       const shard = where.get(row.v)!;
       const label = `${spec.name}: row ${row.v} with ${row.kt} ${show(row.k)} on shard ${shard}`;
-      assert.equal(manager.getShardId(key as never, spec.name), shard, `${label}: getShardId(table)`);
+      assert.equal(
+        manager.getShardId(key as never, spec.name),
+        shard,
+        `${label}: getShardId(table)`,
+      );
       assert.equal(manager.getShardId(key as never), shard, `${label}: getShardId()`);
       const sql = `SELECT v FROM "${spec.name}" WHERE "${spec.column}" = ?`;
       const queried = await manager.query(key as never, sql, [key]);
@@ -606,9 +635,12 @@ Deno.test("property: calls that name no table route a number, its decimal text a
   );
   await fc.assert(
     fc.asyncProperty(
-      fc.oneof(fc.maxSafeInteger().map((n): SqlInput[] => [n, String(n), BigInt(n)]), int64.map(
-        (b): SqlInput[] => [b, String(b)],
-      )),
+      fc.oneof(
+        fc.maxSafeInteger().map((n): SqlInput[] => [n, String(n), BigInt(n)]),
+        int64.map(
+          (b): SqlInput[] => [b, String(b)],
+        ),
+      ),
       async (spellings) => {
         const expected = manager.getShardId(spellings[0] as never);
         for (const key of spellings) {

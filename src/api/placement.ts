@@ -8,7 +8,7 @@
  */
 
 import type { ConnectionPool } from "../pool/pool.ts";
-import { type KeyForm, shardOfStored, storedKey } from "../routing/key_column.ts";
+import { type KeyForm, keyFromRow, shardOfStored, storedKey } from "../routing/key_column.ts";
 import type { ShardingStrategy } from "../routing/strategies.ts";
 import { quoteIdentifier } from "../sql/identifiers.ts";
 import type { Row, SqlValue } from "../types.ts";
@@ -158,7 +158,7 @@ export async function verifyPlacement(
           const key = row.k ?? null;
           let expected: number;
           try {
-            expected = shardOfStored(context.strategy, storedKey(key, typed), form);
+            expected = shardOfStored(context.strategy, storedKey(keyFromRow(key), typed), form);
           } catch (error) {
             counts.unroutable++;
             report.unroutable.push({

@@ -17,7 +17,13 @@
 import { InvalidQueryError, ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
-import { CURRENT_KEY_FORM, type KeyForm, shardOfStored, storedKey } from "../routing/key_column.ts";
+import {
+  CURRENT_KEY_FORM,
+  type KeyForm,
+  keyFromRow,
+  shardOfStored,
+  storedKey,
+} from "../routing/key_column.ts";
 import { packInsert } from "../sql/dml.ts";
 import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
 import type { Row, SqlValue } from "../types.ts";
@@ -361,7 +367,7 @@ export async function runReshard(
             const key = row[keyColumn];
             let destination: number;
             try {
-              destination = shardOfStored(target, storedKey(key, typed), toForm);
+              destination = shardOfStored(target, storedKey(keyFromRow(key), typed), toForm);
             } catch (error) {
               if (repair) {
                 // Nowhere to put it: a repair leaves it and says so.

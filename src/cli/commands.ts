@@ -9,6 +9,7 @@
  * @module
  */
 
+import { checkPlacement, type PlacementFindings } from "./check_placement.ts";
 import { parseArgs } from "node:util";
 import { backupShards, restoreShards } from "../api/backup.ts";
 import { parseShardFileName, shardFileName } from "../api/layout.ts";
@@ -76,15 +77,17 @@ Options:
   --json       one JSON document on stdout, nothing else
   -h, --help   this help
 `,
-  check: `Usage: deno task shardlite check <dbDir> [--json]
+  check: `Usage: deno task shardlite check <dbDir> [--json] [--repair]
 
 Checks the shard map against the files: a shard file not created yet is a warning, a
 shard_<n>.db beyond the map's shard count, an unfinished reshard, a shard failing
-PRAGMA integrity_check or shards at different migration versions (migrate()) is a
-problem. Exits 1 when a problem is found.
+PRAGMA integrity_check, shards at different migration versions (migrate()) or a row
+on a shard its key does not map to is a problem. Exits 1 when a problem is found.
 
 Options:
   --json       one JSON document on stdout, nothing else
+  --repair     move misplaced rows to their shard (crash-safe; rows whose key already
+               exists there stay and are reported)
   -h, --help   this help
 `,
   backup: `Usage: deno task shardlite backup <dbDir> <dest> [--point-in-time]
@@ -365,7 +368,10 @@ export interface CheckFinding {
     | "leftover-file"
     | "batch-pending"
     | "batch-completed"
-    | "migration-versions";
+    | "migration-versions"
+    | "misplaced-rows"
+    | "placement-conflicts"
+    | "placement-repaired";
   /** The shard concerned, if any. */
   shardId?: number;
   /** What was found and what to do. */
@@ -373,9 +379,13 @@ export interface CheckFinding {
 }
 
 async function check(args: string[], io: CliIO): Promise<number> {
-  const parsed = parse("check", args, { json: { type: "boolean" } }, ["dbDir"]);
+  const parsed = parse("check", args, {
+    json: { type: "boolean" },
+    repair: { type: "boolean" },
+  }, ["dbDir"]);
   if (parsed === "help") return help(io, "check");
   const json = parsed.values.json === true;
+  const repair = parsed.values.repair === true;
   const dbDir = parsed.positionals[0] as string;
   return await guarded(io, json, dbDir, async () => {
     const map = requireMap(dbDir);
@@ -405,19 +415,26 @@ async function check(args: string[], io: CliIO): Promise<number> {
     const pendingReshard = names.includes(RESHARD_PLAN_FILE);
     if (pendingReshard) {
       let target = "";
+      let mode = "reshard";
       try {
         const plan = JSON.parse(Deno.readTextFileSync(`${dbDir}/${RESHARD_PLAN_FILE}`));
         const n = plan?.to?.numShards;
         if (typeof n === "number") target = ` --shards ${n}`;
+        if (plan?.mode === "repair") mode = "repair";
       } catch {
         // The command below still names the way out.
       }
       problems.push({
         kind: "unfinished-reshard",
-        message: `an unfinished reshard (${RESHARD_PLAN_FILE}) blocks the directory; resume ` +
-          `it with "deno task shardlite reshard ${dbDir}${target}".`,
+        message: mode === "repair"
+          ? `an unfinished placement repair (${RESHARD_PLAN_FILE}) blocks the directory; ` +
+            `resume it with manager.repairPlacement() (or reshard ${dbDir}${target}, which ` +
+            `finishes it the same way).`
+          : `an unfinished reshard (${RESHARD_PLAN_FILE}) blocks the directory; resume ` +
+            `it with "deno task shardlite reshard ${dbDir}${target}".`,
       });
     }
+    let placement: PlacementFindings | null = null;
     const shards: {
       shardId: number;
       exists: boolean;
@@ -522,6 +539,9 @@ async function check(args: string[], io: CliIO): Promise<number> {
             `failed on some of them; fix its cause and call migrate() again with the same list.`,
         });
       }
+      if (!problems.some((p) => p.kind === "integrity" || p.kind === "batch-pending")) {
+        placement = await checkPlacement(manager, repair, problems, warnings);
+      }
     }
     const ok = problems.length === 0;
     if (json) {
@@ -535,6 +555,7 @@ async function check(args: string[], io: CliIO): Promise<number> {
             problems,
             warnings,
             shards,
+            placement,
           },
           null,
           2,

@@ -150,15 +150,19 @@ function storeInteger(key: unknown, value: number | bigint, column: KeyColumn): 
   switch (column.affinity) {
     case "TEXT":
       return String(value);
-    case "REAL": {
-      // Stored as REAL: integers beyond 2^53 round to the nearest double.
-      if (typeof value === "number") return value;
-      const rounded = integralReal(Number(value));
-      if (rounded === undefined) {
-        refuse(key, column, "a REAL column would round it beyond the 64-bit integer range");
+    case "REAL":
+      // Stored as REAL: beyond 2^53 an integer may round, and SQLite then finds the stored
+      // row by neither the integer given nor its rounded value consistently.
+      if (typeof value === "bigint") {
+        refuse(
+          key,
+          column,
+          `a REAL column holds integers exactly only up to 2^53 (it would store ${
+            Number(value)
+          }); use an INTEGER shard-key column for such keys`,
+        );
       }
-      return rounded;
-    }
+      return value;
     case "BLOB":
       if (column.strict) refuse(key, column, "a BLOB column of a STRICT table stores only bytes");
       return value;
@@ -336,4 +340,24 @@ export function sameStoredKey(a: ShardKey, b: ShardKey): boolean {
  */
 export function shardOfStored(strategy: ShardingStrategy, stored: ShardKey, form: KeyForm): number {
   return strategy.getShardId(routingKey(stored, form, strategy.keyDomain ?? "any"));
+}
+
+/**
+ * A shard-key value as read back from a shard: an integer the driver returned as a
+ * number beyond 2^53 (exact there, unlike one a caller passes) becomes its bigint, so
+ * {@link storedKey} accepts it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keyFromRow } from "./key_column.ts";
+ * assert.equal(keyFromRow(2 ** 53), 2n ** 53n);
+ * assert.equal(keyFromRow("a"), "a");
+ * ```
+ */
+export function keyFromRow(value: unknown): unknown {
+  return typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) &&
+      Math.abs(value) < TWO_63
+    ? BigInt(value)
+    : value;
 }

@@ -18,6 +18,13 @@ const DASH = 0x2d;
 const SLASH = 0x2f;
 const STAR = 0x2a;
 
+// The ASCII characters that can end a statement or hide a `;`: `;`, quotes, `[`, and the
+// first characters of comments.
+const SPECIAL = new Uint8Array(0x80);
+for (const c of [SEMICOLON, SINGLE_QUOTE, DOUBLE_QUOTE, BACKTICK, OPEN_BRACKET, DASH, SLASH]) {
+  SPECIAL[c] = 1;
+}
+
 // Where a statement is, for trigger bodies (after sqlite3_complete's states): a `;` ends
 // the statement unless it is inside a trigger, where only `; END ;` does.
 const START = 0; // before the first token
@@ -108,18 +115,34 @@ export function statementEnd(sql: string, from = 0): number {
   let state = START;
   let i = from;
   while (i < n) {
-    i = skipBlank(sql, i);
-    if (i >= n) break;
     const c = sql.charCodeAt(i);
-    if (c === SEMICOLON) {
+    if (c < 0x80 && SPECIAL[c] === 1) {
+      if (c === SEMICOLON) {
+        i++;
+        if (state !== TRIGGER && state !== SEMI) return i;
+        state = SEMI;
+        continue;
+      }
+      if (c === DASH || c === SLASH) {
+        const comment = skipBlank(sql, i);
+        if (comment > i) {
+          i = comment;
+          continue;
+        }
+        // A lone `-` or `/` is punctuation, below.
+      } else {
+        i = skipQuoted(sql, i, c);
+        state = state < TRIGGER ? NORMAL : TRIGGER;
+        continue;
+      }
+    }
+    // Inside a statement, nothing but the characters above matters.
+    if (state === NORMAL || state === TRIGGER) {
       i++;
-      if (state !== TRIGGER && state !== SEMI) return i;
-      state = SEMI;
       continue;
     }
-    if (c === SINGLE_QUOTE || c === DOUBLE_QUOTE || c === BACKTICK || c === OPEN_BRACKET) {
-      i = skipQuoted(sql, i, c);
-      state = state < TRIGGER ? NORMAL : TRIGGER;
+    if (isSpace(c)) {
+      i++;
       continue;
     }
     if (!isWordChar(c)) {
