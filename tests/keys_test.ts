@@ -248,3 +248,15 @@ Deno.test("a shard key that is not the primary key is indexed on every shard", a
     assert.match(String(plan.map((p) => p.detail)), /USING INDEX shardlite_key_events/);
   }
 });
+
+Deno.test("queryAll with orderBy or limit accepts SQL ending in a comment", async () => {
+  await using dir = await tempDir();
+  await using manager = await users(dir.path);
+  await manager.insertMany("users", [{ id: 1, name: "a" }, { id: 2, name: "b" }]);
+  for (const sql of ["SELECT id FROM users -- all", "SELECT id FROM users; -- all"]) {
+    assert.deepEqual(await manager.queryAll(sql, [], { orderBy: "id", limit: 5 }), [
+      { id: 1 },
+      { id: 2 },
+    ]);
+  }
+});

@@ -169,3 +169,27 @@ Deno.test("a reshard moves an old directory to key form 2", async () => {
   }
   assert.equal((await manager.reshard(3)).moved, 0); // nothing left to do
 });
+
+Deno.test("rows whose key routes nowhere: listed, left by a repair, refused by a reshard up front", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 3, dbDir: dir.path });
+  await manager.createTable("t", { k: "TEXT", v: "TEXT" }, { shardKey: "k" });
+  await manager.insertMany("t", [{ k: "a", v: "1" }, { k: "b", v: "2" }]);
+  await manager.getPool(1).withConnection((c) =>
+    c.run("INSERT INTO t (k, v) VALUES (NULL, 'raw')")
+  );
+  const report = await manager.verifyPlacement();
+  assert.equal(report.unroutable.length, 1);
+  assert.equal(report.unroutable[0]?.shard, 1);
+  assert.match(report.unroutable[0]?.reason ?? "", /cannot be NULL/);
+  const repaired = await manager.repairPlacement();
+  assert.equal(repaired.unroutable.length, 1);
+  assert.equal(repaired.moved, 0);
+  const refused = await manager.reshard(4).then(() => null, (e: unknown) => e);
+  assert.ok(refused instanceof ReshardError);
+  assert.match(refused.message, /routes nowhere .*Nothing was moved/);
+  // No plan was left behind: the directory keeps working on its old layout.
+  assert.equal(manager.pendingReshard, null);
+  assert.equal(manager.numShards, 3);
+  assert.equal(await manager.count("t"), 3);
+});

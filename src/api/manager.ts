@@ -245,7 +245,7 @@ export class ShardManager implements ShardSource {
     this.maxConcurrentShards = concurrency;
     this.#poolOptions = { ...options.pool };
     // Fail at construction on bad pool options rather than at the first query.
-    new ConnectionPool(`${this.dbDir}/shard_0.db`, this.#poolOptions);
+    new ConnectionPool(this.shardPath(0), this.#poolOptions);
     this.#router = new Router(this, strategy);
     managers.add(this);
   }

@@ -235,6 +235,28 @@ async function preflight(context: ReshardContext, plan: ReshardPlan, fromCount: 
             { cause: error },
           );
         }
+        // A row whose key routes nowhere would stop the move half-way: refuse it first.
+        // (A repair leaves such rows where they are.)
+        if (plan.mode === "repair") return;
+        const key = quoteName(entry.shardKey as string);
+        const suspect = await c.get(
+          `SELECT rowid AS r, ${key} AS k FROM ${quoteName(table)} WHERE ${key} IS NULL OR ` +
+            `(typeof(${key}) = 'real' AND (${key} <> CAST(${key} AS INTEGER) OR ` +
+            `abs(${key}) > 9007199254740992)) LIMIT 1`,
+        );
+        if (suspect === undefined) return;
+        try {
+          storedKey(keyFromRow(suspect.k), keyColumnFromEntry(table, entry));
+        } catch (error) {
+          throw new ReshardError(
+            context.dbDir,
+            `a row of ${table} (rowid ${String(suspect.r)} on shard ${shard}) has a shard key ` +
+              `that routes nowhere (${String(suspect.k)}); fix or delete it through ` +
+              `manager.getPool(${shard}), then reshard again. Nothing was moved.`,
+            table,
+            { cause: error },
+          );
+        }
       });
     }
   }

@@ -153,7 +153,7 @@ function storeInteger(key: unknown, value: number | bigint, column: KeyColumn): 
     case "REAL":
       // Stored as REAL: beyond 2^53 an integer may round, and SQLite then finds the stored
       // row by neither the integer given nor its rounded value consistently.
-      if (typeof value === "bigint") {
+      if (typeof value === "bigint" && (value > 2n ** 53n || value < -(2n ** 53n))) {
         refuse(
           key,
           column,

@@ -25,6 +25,9 @@
  */
 
 import { InvalidShardKeyError } from "../errors.ts";
+import { describeKey } from "../sql/describe.ts";
+
+export { describeKey };
 
 /**
  * A value that selects a shard: an integer (`number` or `bigint`), a string or bytes.
@@ -97,36 +100,6 @@ function finalizeState(): void {
   const hi2 = PRODUCT[0]!;
   multiply64(hi2, (PRODUCT[1]! ^ (hi2 >>> 1)) >>> 0, 0xc4ceb9fe, 0x1a85ec53);
   PRODUCT[1] = PRODUCT[1]! ^ (PRODUCT[0]! >>> 1);
-}
-
-/**
- * A short printable description of any value, for error messages.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { describeKey } from "./keys.ts";
- * assert.equal(describeKey(1.5), "number 1.5");
- * assert.equal(describeKey(5n), "bigint 5n");
- * ```
- */
-export function describeKey(key: unknown): string {
-  switch (typeof key) {
-    case "number":
-      return `number ${Object.is(key, -0) ? "-0" : String(key)}`;
-    case "bigint":
-      return `bigint ${key}n`;
-    case "string":
-      return `string ${JSON.stringify(key.length > 60 ? key.slice(0, 60) + "…" : key)}`;
-    case "object":
-      if (key === null) return "null";
-      if (key instanceof Uint8Array) return `Uint8Array(${key.length})`;
-      return `object ${Object.prototype.toString.call(key)}`;
-    case "undefined":
-      return "undefined";
-    default:
-      return typeof key;
-  }
 }
 
 function refuseNumber(key: number): never {

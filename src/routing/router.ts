@@ -39,7 +39,7 @@ import { parseAggregate } from "../sql/aggregate.ts";
 import { buildDelete, buildInsert, buildSelect, buildUpdate } from "../sql/dml.ts";
 import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "../sql/order.ts";
-import { assertSingleStatement } from "../sql/single_statement.ts";
+import { assertSingleStatement, statementEnd } from "../sql/single_statement.ts";
 import { toSqlValue } from "../sql/values.ts";
 import type { ColumnFilter, Where } from "../sql/where.ts";
 import type { ShardingStrategy } from "./strategies.ts";
@@ -699,6 +699,8 @@ export class Router {
     const admitted = this.#admit();
     if (admitted !== undefined) await admitted;
     try {
+      if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
+      assertSingleStatement(sql, "manager.query()");
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
       return await this.#onShard(shardId, (c) => c.all(sql, params));
     } finally {
@@ -724,8 +726,10 @@ export class Router {
       const extra: SqlValue[] = [];
       if (terms.length > 0 || limit !== undefined) {
         // Wrap the statement so each shard sorts and limits before the merge.
-        const body = sql.trim().replace(/;\s*$/, "");
-        perShard = `SELECT * FROM (${body})`;
+        // Up to the statement's own `;` (dropped); the newline closes a trailing -- comment.
+        const end = statementEnd(sql);
+        const body = sql.slice(0, sql[end - 1] === ";" ? end - 1 : end);
+        perShard = `SELECT * FROM (${body}\n)`;
         if (terms.length > 0) {
           perShard += ` ORDER BY ${
             terms.map((t) => `${quoteIdentifier(t.column, "column")} ${t.direction.toUpperCase()}`)

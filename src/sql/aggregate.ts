@@ -5,7 +5,7 @@
  */
 
 import { InvalidQueryError } from "../errors.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 import { validateIdentifier } from "./identifiers.ts";
 
 /** The aggregate functions Shardlite can combine across shards. */

@@ -7,7 +7,7 @@
 
 import { InvalidQueryError } from "../errors.ts";
 import type { SqlInput, SqlValue } from "../types.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 import { quoteIdentifier, validateIdentifier } from "./identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "./order.ts";
 import { toSqlValue } from "./values.ts";

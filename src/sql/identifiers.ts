@@ -7,7 +7,7 @@
  */
 
 import { InvalidIdentifierError } from "../errors.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -6,7 +6,7 @@
  */
 
 import { InvalidIdentifierError, InvalidQueryError, InvalidSchemaError } from "../errors.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 import type { SqlStatement } from "./dml.ts";
 import { quoteIdentifier, validateIdentifier } from "./identifiers.ts";
 

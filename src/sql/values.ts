@@ -7,7 +7,7 @@
 
 import { InvalidValueError } from "../errors.ts";
 import type { SqlValue } from "../types.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 
 /**
  * Checks that a value can be bound and stored faithfully, and returns what to bind:

@@ -6,7 +6,7 @@
 
 import { InvalidQueryError } from "../errors.ts";
 import type { SqlInput, SqlValue } from "../types.ts";
-import { describeKey } from "../routing/keys.ts";
+import { describeKey } from "./describe.ts";
 import { validateIdentifier } from "./identifiers.ts";
 import { toSqlValue } from "./values.ts";
 
