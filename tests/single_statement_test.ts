@@ -292,7 +292,7 @@ Deno.test("manager.query and queryAll refuse two statements; no shard drops anyt
 
   const one = await manager.query(7, "SELECT 1; DROP TABLE t").then(() => undefined, (e) => e);
   assert.ok(one instanceof MultipleStatementsError, String(one));
-  assert.equal(one.call, "conn.all()");
+  assert.equal(one.call, "manager.query()");
   assert.equal(one.offset, 9);
   assert.equal(one.next, "DROP TABLE t");
 
