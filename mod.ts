@@ -111,7 +111,18 @@ export type { ColumnFilter, Where } from "./src/sql/where.ts";
 export type { OrderBy, OrderTerm } from "./src/sql/order.ts";
 export type { CreateTableOptions } from "./src/sql/schema.ts";
 export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";
-export type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./src/driver/driver.ts";
+export {
+  type ConfigureOptions,
+  type Driver,
+  type DriverHandle,
+  isPromise,
+  type MaybePromise,
+  type OpenOptions,
+  type PositionalRows,
+  type SyncDriver,
+  type SyncDriverHandle,
+} from "./src/driver/driver.ts";
+export { nativeBackup, nativeDriver } from "./src/driver/native.ts";
 export { wasmDriver } from "./src/driver/wasm.ts";
 export * from "./src/errors.ts";
 export type { Params, Row, RunResult, SqlInput, SqlValue } from "./src/types.ts";

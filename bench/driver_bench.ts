@@ -14,7 +14,7 @@
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import sqlite from "node-sqlite3-wasm";
 import { ConnectionPool } from "../mod.ts";
-import type { Driver, DriverHandle } from "../src/driver/driver.ts";
+import type { Driver, SyncDriver, SyncDriverHandle } from "../src/driver/driver.ts";
 import { nativeDriver } from "../src/driver/native.ts";
 import { wasmDriver } from "../src/driver/wasm.ts";
 
@@ -74,7 +74,7 @@ function rawWasm(name: string): InstanceType<typeof Database> {
   return db;
 }
 
-function handle(driver: Driver, name: string): DriverHandle {
+function handle(driver: SyncDriver, name: string): SyncDriverHandle {
   const h = driver.open(`${dir}/${name}.db`, { create: true, statementCacheSize: 128 });
   for (const pragma of SETUP) h.get(pragma);
   h.exec(`PRAGMA synchronous=NORMAL; ${SCHEMA}; CREATE TABLE log (a, b, c)`);

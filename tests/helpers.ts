@@ -61,6 +61,7 @@ export function tick(): Promise<void> {
 export function closableDriver(): { driver: Driver; handles: DriverHandle[] } {
   const handles: DriverHandle[] = [];
   const driver: Driver = {
+    ...wasmDriver,
     name: "closable",
     open(path, options) {
       const handle = wasmDriver.open(path, options);

@@ -6,7 +6,10 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Driver, DriverHandle } from "../src/driver/driver.ts";
+import type {
+  SyncDriver as Driver,
+  SyncDriverHandle as DriverHandle,
+} from "../src/driver/driver.ts";
 import { nativeBackup, nativeDriver } from "../src/driver/native.ts";
 import { wasmDriver } from "../src/driver/wasm.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";

@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { DriverHandle } from "../driver/driver.ts";
+import { type Driver, type DriverHandle, isPromise, type MaybePromise } from "../driver/driver.ts";
 import { wasmDriver } from "../driver/wasm.ts";
 import {
   BackupDestinationError,
@@ -139,6 +139,8 @@ export interface RestoreOptions {
   overwrite?: boolean;
   /** Called after each shard is verified, then after each is installed. */
   onProgress?: (progress: RestoreProgress) => void;
+  /** The driver that checks the backup's files. Default: `wasmDriver`. */
+  driver?: Driver;
 }
 
 /** What {@link restoreShards} returns. */
@@ -220,27 +222,33 @@ function listDirectory(path: string): string[] | undefined {
 class NotADirectory extends Error {}
 
 /**
- * Opens a snapshot file on its own handle (EXCLUSIVE first: a WAL-format file needs it
- * with this driver), runs `fn`, closes it. For files only this code uses.
+ * Opens a snapshot file on its own handle of `driver` (EXCLUSIVE first: a WAL-format
+ * file needs it with node-sqlite3-wasm), runs `fn`, closes it. For files only this code
+ * uses.
  */
-function withFileHandle<T>(path: string, fn: (handle: DriverHandle) => T): T {
-  const handle = wasmDriver.open(path, { create: false, statementCacheSize: 0 });
+async function withFileHandle<T>(
+  driver: Driver,
+  path: string,
+  fn: (handle: DriverHandle) => MaybePromise<T>,
+): Promise<T> {
+  const opened = driver.open(path, { create: false, statementCacheSize: 0 });
+  const handle = isPromise(opened) ? await opened : opened;
   try {
-    handle.get("PRAGMA locking_mode=EXCLUSIVE");
-    return fn(handle);
+    await handle.get("PRAGMA locking_mode=EXCLUSIVE");
+    return await fn(handle);
   } finally {
-    handle.close();
+    await handle.close();
   }
 }
 
-function countRows(handle: DriverHandle): Record<string, number> {
+async function countRows(handle: DriverHandle): Promise<Record<string, number>> {
   const rows: Record<string, number> = {};
-  const tables = handle.all(
+  const tables = await handle.all(
     "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' " +
       "ESCAPE '\\' AND name NOT LIKE '\\_shardlite\\_%' ESCAPE '\\' ORDER BY name",
   );
   for (const { name } of tables) {
-    const row = handle.get(`SELECT count(*) AS n FROM ${quoteName(String(name))}`);
+    const row = await handle.get(`SELECT count(*) AS n FROM ${quoteName(String(name))}`);
     rows[String(name)] = Number(row?.["n"] ?? 0);
   }
   return rows;
@@ -356,18 +364,18 @@ async function writeBackup(
     if (staging !== undefined) {
       const copy = `${staging}/${file}`;
       try {
-        withFileHandle(copy, (h) => h.run("VACUUM INTO ?", [target]));
+        await withFileHandle(manager.driver, copy, (h) => manager.driver.backup(h, target));
       } catch (error) {
         throw new ShardOperationError(shardId, manager.shardPath(shardId), error);
       }
       for (const suffix of ["", ...SIDECARS]) await removeIfExists(`${copy}${suffix}`);
     } else {
       const pool = manager.getPool(shardId);
-      await pool.withConnection((c) => c.run("VACUUM INTO ?", [target])).catch((error) => {
+      await pool.withConnection((c) => c.backupTo(target)).catch((error) => {
         throw new ShardOperationError(shardId, pool.path, error);
       });
     }
-    const rows = withFileHandle(target, countRows);
+    const rows = await withFileHandle(manager.driver, target, countRows);
     fsyncFile(target);
     const sizeBytes = (await Deno.stat(target)).size;
     const sha256 = await sha256File(target);
@@ -544,6 +552,7 @@ async function verifyFile(
   backupDir: string,
   entry: BackupFileEntry,
   staging: string,
+  driver: Driver,
 ): Promise<string> {
   const source = `${backupDir}/${entry.file}`;
   const copy = `${staging}/${entry.file}`;
@@ -569,9 +578,11 @@ async function verifyFile(
   }
   let problems: string[];
   try {
-    problems = withFileHandle(
+    problems = await withFileHandle(
+      driver,
       copy,
-      (h) => h.all("PRAGMA integrity_check").map((row) => String(row["integrity_check"])),
+      async (h) =>
+        (await h.all("PRAGMA integrity_check")).map((row) => String(row["integrity_check"])),
     );
   } catch (error) {
     throw fail("integrity", `cannot be opened as a database (${(error as Error).message})`, error);
@@ -658,7 +669,7 @@ export async function restoreShards(
   try {
     const verified: string[] = [];
     for (const entry of manifest.files) {
-      verified.push(await verifyFile(source, entry, staging));
+      verified.push(await verifyFile(source, entry, staging, options.driver ?? wasmDriver));
       options.onProgress?.({
         phase: "verify",
         shardId: entry.shardId,

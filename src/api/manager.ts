@@ -11,6 +11,8 @@ import {
   ShardOperationError,
 } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
+import type { Driver } from "../driver/driver.ts";
+import { wasmDriver } from "../driver/wasm.ts";
 import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
 import { type BatchRecovery, recoverBatches } from "../routing/batches.ts";
 import type { ShardKey } from "../routing/keys.ts";
@@ -248,6 +250,11 @@ export class ShardManager implements ShardSource {
     new ConnectionPool(this.shardPath(0), this.#poolOptions);
     this.#router = new Router(this, strategy);
     managers.add(this);
+  }
+
+  /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */
+  get driver(): Driver {
+    return this.#poolOptions.driver ?? wasmDriver;
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */

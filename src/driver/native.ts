@@ -23,7 +23,14 @@
 
 import { backup, DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
-import type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./driver.ts";
+import type {
+  ConfigureOptions,
+  DriverHandle,
+  OpenOptions,
+  PositionalRows,
+  SyncDriver,
+  SyncDriverHandle,
+} from "./driver.ts";
 
 // --- values in: what node-sqlite3-wasm binds, in node:sqlite's terms -----------------------
 
@@ -235,7 +242,7 @@ const SELECT_STATEMENT = /^\s*SELECT\b/i;
 
 const NOT_READ: readonly string[] = [];
 
-class NativeHandle implements DriverHandle {
+class NativeHandle implements SyncDriverHandle {
   #db: DatabaseSync | null;
   readonly #statements = new Map<string, CachedStatement>();
   readonly #cacheSize: number;
@@ -507,9 +514,10 @@ function fileExists(path: string): boolean {
  * handle.close();
  * ```
  */
-export const nativeDriver: Driver = {
+export const nativeDriver: SyncDriver = {
   name: "node:sqlite",
-  open(path: string, options: OpenOptions): DriverHandle {
+  canShare: true,
+  open(path: string, options: OpenOptions): SyncDriverHandle {
     // node:sqlite has no "must exist" flag, and a `file:?mode=rw` URI needs --allow-write
     // on the URI text itself.
     if (!options.create && !isMemoryPath(path) && !fileExists(path)) {
@@ -534,6 +542,39 @@ export const nativeDriver: Driver = {
       throw withErrorCode(error);
     }
     return new NativeHandle(db, options.statementCacheSize);
+  },
+  configure(handle: DriverHandle, options: ConfigureOptions): void {
+    const sync = handle as SyncDriverHandle;
+    // Exclusive: the lock is held for the handle's life (the fastest reads, no -shm file).
+    // Shared: normal locking, WAL with shared memory, so other handles and processes
+    // read while one writes.
+    if (options.access === "exclusive") sync.get("PRAGMA locking_mode=EXCLUSIVE");
+    const mode = sync.get("PRAGMA journal_mode=WAL")?.["journal_mode"];
+    if (mode !== "wal") throw new Error(`journal_mode stayed ${String(mode)}, not wal`);
+    sync.exec(
+      `PRAGMA foreign_keys=ON; PRAGMA synchronous=${options.synchronous}; ` +
+        `PRAGMA cache_size=-${options.cacheSizeKiB}`,
+    );
+    sync.get("SELECT count(*) FROM sqlite_schema");
+  },
+  isBrokenHandleError(error: unknown): boolean {
+    if (!(error instanceof Error)) return false;
+    const code = (error as NativeSqliteError).errcode;
+    // IOERR, CORRUPT, CANTOPEN, NOTADB (extended codes keep the primary in the low byte)
+    if (typeof code === "number" && [10, 11, 14, 26].includes(code & 0xff)) return true;
+    return /already closed|database is not open/i.test(error.message);
+  },
+  isBusyError(error: unknown): boolean {
+    if (!(error instanceof Error)) return false;
+    const code = (error as NativeSqliteError).errcode;
+    return (typeof code === "number" && (code & 0xff) === 5) ||
+      /database is locked/i.test(error.message);
+  },
+  clearStaleLock(): boolean {
+    return false; // POSIX locks die with their process: nothing is left behind
+  },
+  backup(handle: DriverHandle, target: string): Promise<void> {
+    return nativeBackup(handle, target).then(() => {});
   },
 };
 

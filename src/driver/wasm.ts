@@ -12,7 +12,14 @@
 
 import sqlite from "npm:node-sqlite3-wasm@0.8.60";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
-import type { Driver, DriverHandle, OpenOptions, PositionalRows } from "./driver.ts";
+import type {
+  ConfigureOptions,
+  DriverHandle,
+  OpenOptions,
+  PositionalRows,
+  SyncDriver,
+  SyncDriverHandle,
+} from "./driver.ts";
 
 // The package's named exports type-check but are undefined at run time (DESIGN.md).
 const { Database } = sqlite;
@@ -72,7 +79,7 @@ function positionalKeys(count: number): string[] {
   return keys;
 }
 
-class WasmHandle implements DriverHandle {
+class WasmHandle implements SyncDriverHandle {
   #db: WasmDatabase;
   #statements = new Map<string, WasmStatement>();
   #cacheSize: number;
@@ -224,8 +231,16 @@ class WasmHandle implements DriverHandle {
   }
 }
 
+// Messages of errors that mean the handle itself is unusable, not just the statement.
+const BROKEN_PATTERN =
+  /disk I\/O error|malformed|file is not a database|already closed|Database is closed|unable to open database file|database disk image/i;
+const BUSY_PATTERN = /database is locked|SQLITE_BUSY/i;
+
 /**
- * The default driver, over node-sqlite3-wasm.
+ * The default driver, over node-sqlite3-wasm. Its VFS locks a file by creating a
+ * `<db>.lock` directory and has no shared memory, so a shard handle runs in EXCLUSIVE
+ * locking mode (which WAL needs here, and which keeps locking off the hot path), and a
+ * file is used by one handle of one process at a time (`canShare: false`).
  *
  * @example Open an in-memory handle
  * ```ts
@@ -238,10 +253,44 @@ class WasmHandle implements DriverHandle {
  * handle.close();
  * ```
  */
-export const wasmDriver: Driver = {
+export const wasmDriver: SyncDriver = {
   name: "node-sqlite3-wasm",
-  open(path: string, options: OpenOptions): DriverHandle {
+  canShare: false,
+  open(path: string, options: OpenOptions): SyncDriverHandle {
     const db = new Database(path, { fileMustExist: !options.create });
     return new WasmHandle(db, options.statementCacheSize);
+  },
+  configure(handle: DriverHandle, options: ConfigureOptions): void {
+    if (options.access !== "exclusive") {
+      throw new TypeError(`${this.name} cannot share a file (access: "${options.access}")`);
+    }
+    const sync = handle as SyncDriverHandle;
+    // EXCLUSIVE first: WAL silently stays "delete" without it (no shared-memory methods).
+    sync.get("PRAGMA locking_mode=EXCLUSIVE");
+    const mode = sync.get("PRAGMA journal_mode=WAL")?.["journal_mode"];
+    if (mode !== "wal") throw new Error(`journal_mode stayed ${String(mode)}, not wal`);
+    sync.exec(
+      `PRAGMA foreign_keys=ON; PRAGMA synchronous=${options.synchronous}; ` +
+        `PRAGMA cache_size=-${options.cacheSizeKiB}`,
+    );
+    sync.get("SELECT count(*) FROM sqlite_schema");
+  },
+  isBrokenHandleError(error: unknown): boolean {
+    return error instanceof Error && BROKEN_PATTERN.test(error.message);
+  },
+  isBusyError(error: unknown): boolean {
+    return error instanceof Error && BUSY_PATTERN.test(error.message);
+  },
+  clearStaleLock(path: string): boolean {
+    try {
+      Deno.removeSync(`${path}.lock`);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw new Error(`cannot remove the stale lock directory ${path}.lock`, { cause: error });
+    }
+  },
+  backup(handle: DriverHandle, target: string): void {
+    (handle as SyncDriverHandle).run("VACUUM INTO ?", [target]);
   },
 };

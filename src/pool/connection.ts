@@ -4,7 +4,7 @@
  * @module
  */
 
-import { LeaseReleasedError, PoolTimeoutError } from "../errors.ts";
+import { LeaseReleasedError, PoolTimeoutError, QueryError } from "../errors.ts";
 import type { PositionalRows } from "../driver/driver.ts";
 import { assertSingleStatement } from "../sql/single_statement.ts";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
@@ -71,6 +71,7 @@ const CALLS: Readonly<Record<Op, string>> = {
   [Op.Values]: "conn.execute()",
   [Op.Exec]: "conn.exec()",
   [Op.RunMany]: "conn.runMany()",
+  [Op.Backup]: "conn.backupTo()",
 };
 
 /**
@@ -310,6 +311,24 @@ export class PooledConnection {
     if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
     if (this.#session.lostTransaction !== null) throw this.#session.lostTransaction;
     if (this.inTransaction) await this.exec("COMMIT");
+  }
+
+  /**
+   * Writes a consistent copy of the shard's database to `target` (a missing or empty file)
+   * through the driver (`VACUUM INTO` with node-sqlite3-wasm, SQLite's online backup with
+   * node:sqlite), WAL content included. Waits like a statement for a sibling's
+   * transaction; refused inside this lease's own transaction.
+   */
+  async backupTo(target: string): Promise<void> {
+    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    if (this.inTransaction) {
+      throw new QueryError(
+        this.#file.path,
+        "backup",
+        new Error("a backup cannot run inside a transaction; commit or roll back first"),
+      );
+    }
+    await this.#file.statement(this.#session, Op.Backup, target, undefined, this.#timeoutMs, this);
   }
 
   /** Rolls back this session's open transaction; a no-op when it has none. */

@@ -122,21 +122,6 @@ export class OwnerLock {
     }
   }
 
-  /** Removes a `<db>.lock` directory left by a crashed process. Call only while held. */
-  clearStaleDriverLock(): boolean {
-    try {
-      Deno.removeSync(`${this.dbPath}.lock`);
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw new ShardOpenError(
-        this.dbPath,
-        `cannot remove the stale lock directory ${this.dbPath}.lock`,
-        { cause: error },
-      );
-    }
-  }
-
   /** Deletes the owner file (when still ours) and releases the lock. Idempotent. */
   release(): void {
     const file = this.#file;

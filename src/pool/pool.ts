@@ -52,8 +52,15 @@ export interface PoolOptions {
   name?: string;
   /** Receives pool events (leaks, double returns, rollbacks on return, handle replacement). */
   onEvent?: (event: PoolEvent) => void;
-  /** The driver that opens handles. Default: node-sqlite3-wasm. */
+  /** The driver that opens handles. Default: `wasmDriver` (node-sqlite3-wasm). */
   driver?: Driver;
+  /**
+   * `"exclusive"` (default): this process alone uses the file, through one handle held
+   * with an exclusive lock. `"shared"`: other isolates and processes use the file at the
+   * same time (WAL with shared memory); needs a driver that can share a file
+   * (`nativeDriver`), else the constructor throws a TypeError.
+   */
+  access?: "exclusive" | "shared";
 }
 
 /** Options of one {@link ConnectionPool.getConnection} call. */
@@ -220,6 +227,7 @@ export class ConnectionPool {
   readonly #leakDetectionMs: number | undefined;
   readonly #fileOptions: {
     driver: Driver;
+    access: "exclusive" | "shared";
     statementCacheSize: number;
     cacheSizeKiB: number;
     fileCheckIntervalMs: number;
@@ -304,6 +312,7 @@ export class ConnectionPool {
         ? 30_000
         : positiveMs(options.idleValidationMs, "idleValidationMs"),
       synchronous: options.synchronous ?? "full",
+      access: checkAccess(options.access, options.driver ?? wasmDriver),
     };
     if (this.#fileOptions.synchronous !== "full" && this.#fileOptions.synchronous !== "normal") {
       throw new TypeError(`synchronous must be "full" or "normal"`);
@@ -682,4 +691,22 @@ export class ConnectionPool {
       closed: this.#closing,
     };
   }
+}
+
+/** Validates `access` against what the driver can do. */
+export function checkAccess(access: unknown, driver: Driver): "exclusive" | "shared" {
+  if (access === undefined || access === "exclusive") return "exclusive";
+  if (access !== "shared") {
+    throw new TypeError(
+      `access must be "exclusive" or "shared", got ${JSON.stringify(access) ?? String(access)}`,
+    );
+  }
+  if (!driver.canShare) {
+    throw new TypeError(
+      `access "shared" needs a driver that can share a file between processes; ` +
+        `${driver.name} cannot (its files are locked by one handle of one process). ` +
+        `Use nativeDriver for shared access, or access "exclusive"`,
+    );
+  }
+  return "shared";
 }

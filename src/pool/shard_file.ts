@@ -7,7 +7,13 @@
  */
 
 import { Mutex } from "npm:async-mutex@0.5.0";
-import type { Driver, DriverHandle, PositionalRows } from "../driver/driver.ts";
+import {
+  type Driver,
+  type DriverHandle,
+  isPromise,
+  type MaybePromise,
+  type PositionalRows,
+} from "../driver/driver.ts";
 import {
   ConnectionBrokenError,
   QueryError,
@@ -49,6 +55,8 @@ export type ShardFileEvent =
 export interface ShardFileOptions {
   /** The driver that opens handles. */
   driver: Driver;
+  /** Whether this process alone uses the file, or shares it (see `PoolOptions.access`). */
+  access: "exclusive" | "shared";
   /** Prepared statements kept per handle. */
   statementCacheSize: number;
   /** The handle's page cache, in KiB. */
@@ -82,18 +90,59 @@ export interface HandleStats {
 }
 
 /** Which driver method a statement runs through. */
-export const Op = { Run: 0, All: 1, Get: 2, Values: 3, Exec: 4, RunMany: 5 } as const;
+export const Op = { Run: 0, All: 1, Get: 2, Values: 3, Exec: 4, RunMany: 5, Backup: 6 } as const;
 /** One of {@link Op}'s values. */
 export type Op = typeof Op[keyof typeof Op];
 
 type OpResult = RunResult | Row[] | Row | undefined | PositionalRows | void;
 
-// Messages of errors that mean the handle itself is unusable, not just the statement.
-const BROKEN_PATTERN =
-  /disk I\/O error|malformed|file is not a database|already closed|Database is closed|unable to open database file|database disk image/i;
+/** What a statement does to the transaction, judged from its text before it runs. */
+const Control = { None: 0, Transaction: 1 } as const;
+type Control = typeof Control[keyof typeof Control];
 
-function isBrokenHandleError(error: unknown): boolean {
-  return error instanceof Error && BROKEN_PATTERN.test(error.message);
+const TRANSACTION_WORD = /^(?:BEGIN|SAVEPOINT|COMMIT|END|ROLLBACK|RELEASE)\b/i;
+const TRANSACTION_WORD_ANYWHERE = /\b(?:BEGIN|SAVEPOINT|COMMIT|END|ROLLBACK|RELEASE)\b/i;
+
+/**
+ * Whether one statement may open or close a transaction: its first keyword (after
+ * spaces and comments) is BEGIN, SAVEPOINT, COMMIT, END, ROLLBACK or RELEASE. A script
+ * (`exec`) counts when such a word appears anywhere in it.
+ */
+function controlOf(op: Op, sql: string): Control {
+  // A backup holds the handle to itself, like a transaction, until it is done.
+  if (op === Op.Backup) return Control.Transaction;
+  if (op === Op.Exec) {
+    return TRANSACTION_WORD_ANYWHERE.test(sql) ? Control.Transaction : Control.None;
+  }
+  let at = 0;
+  for (;;) {
+    const c = sql.charCodeAt(at);
+    // Letters other than b, c, e, r and s start no transaction keyword: the common case.
+    if (c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d) at++;
+    else if (c === 0x2d && sql.charCodeAt(at + 1) === 0x2d) {
+      const end = sql.indexOf("\n", at);
+      if (end < 0) return Control.None;
+      at = end + 1;
+    } else if (c === 0x2f && sql.charCodeAt(at + 1) === 0x2a) {
+      const end = sql.indexOf("*/", at + 2);
+      if (end < 0) return Control.None;
+      at = end + 2;
+    } else {
+      // The first two letters rule out SELECT, CREATE, EXPLAIN, REPLACE, ... without a regex:
+      // BEgin, SAvepoint, COmmit, ENd, ROllback, REl(ease).
+      const first = c | 0x20;
+      const second = sql.charCodeAt(at + 1) | 0x20;
+      const candidate = (first === 0x62 && second === 0x65) ||
+        (first === 0x73 && second === 0x61) ||
+        (first === 0x63 && second === 0x6f) || (first === 0x65 && second === 0x6e) ||
+        (first === 0x72 && (second === 0x6f ||
+          (second === 0x65 && (sql.charCodeAt(at + 2) | 0x20) === 0x6c)));
+      if (!candidate) return Control.None;
+      return TRANSACTION_WORD.test(at === 0 ? sql : sql.slice(at))
+        ? Control.Transaction
+        : Control.None;
+    }
+  }
 }
 
 const SQLITE_MAGIC = new TextEncoder().encode("SQLite format 3\0");
@@ -177,6 +226,9 @@ export class ShardFile {
   #statementsAtLastCheck = -1;
   #idleSince = 0;
   #closed = false;
+  // An asynchronous open under way, and statements sent but not yet answered.
+  #opening: Promise<void> | null = null;
+  #inFlight = 0;
   readonly listeners: Set<(event: ShardFileEvent) => void> = new Set();
   readonly #stats = {
     handlesOpened: 0,
@@ -215,7 +267,8 @@ export class ShardFile {
   open(): void {
     this.#owner = OwnerLock.acquire(this.path);
     try {
-      this.#openHandle(true);
+      const opened = this.#openHandle(true);
+      if (isPromise(opened)) this.#track(opened);
     } catch (error) {
       this.#owner.release();
       this.#owner = null;
@@ -228,10 +281,28 @@ export class ShardFile {
     }
   }
 
-  #openHandle(create: boolean): void {
+  /** An asynchronous open under way: statements wait for it (a failure is theirs to see). */
+  #track(opening: Promise<void>): void {
+    const tracked = opening.finally(() => {
+      if (this.#opening === tracked) this.#opening = null;
+    });
+    this.#opening = tracked;
+    tracked.catch(() => {});
+  }
+
+  #openHandle(create: boolean): MaybePromise<void> {
     const owner = this.#owner;
     if (owner === null) throw new ShardOpenError(this.path, "the file is not owned");
-    const staleLockCleared = owner.clearStaleDriverLock();
+    const driver = this.#options.driver;
+    let staleLockCleared: boolean;
+    try {
+      // Safe only now: holding the owner lock proves no live process uses the file.
+      staleLockCleared = driver.clearStaleLock(this.path);
+    } catch (error) {
+      throw new ShardOpenError(this.path, "cannot clear the lock a crashed owner left", {
+        cause: error,
+      });
+    }
     if (staleLockCleared) this.#stats.staleLocksCleared++;
     if (create) {
       // Create it ourselves so that it is owner-only (0600).
@@ -243,42 +314,52 @@ export class ShardFile {
         }
       }
     }
-    let handle: DriverHandle;
+    const openFailed = (error: unknown): never => {
+      throw new ShardOpenError(this.path, `cannot open the database`, { cause: error });
+    };
+    let opened: MaybePromise<DriverHandle>;
     try {
-      handle = this.#options.driver.open(this.path, {
+      opened = driver.open(this.path, {
         create: false,
         statementCacheSize: this.#options.statementCacheSize,
       });
     } catch (error) {
-      throw new ShardOpenError(this.path, `cannot open the database`, { cause: error });
+      return openFailed(error);
     }
-    try {
-      // EXCLUSIVE first: WAL needs it with this driver, and it keeps locks off the hot path.
-      handle.get("PRAGMA locking_mode=EXCLUSIVE");
-      const mode = handle.get("PRAGMA journal_mode=WAL")?.["journal_mode"];
-      if (mode !== "wal") {
-        throw new ShardOpenError(this.path, `journal_mode stayed ${String(mode)}, not wal`);
-      }
-      handle.exec(
-        `PRAGMA foreign_keys=ON; PRAGMA synchronous=${this.#options.synchronous}; ` +
-          `PRAGMA cache_size=-${this.#options.cacheSizeKiB}`,
-      );
-      handle.get("SELECT count(*) FROM sqlite_schema");
-    } catch (error) {
-      try {
-        handle.close();
-      } catch {
+    if (isPromise(opened)) {
+      return opened.then((handle) => this.#configure(handle, staleLockCleared), openFailed);
+    }
+    return this.#configure(opened, staleLockCleared);
+  }
+
+  #configure(handle: DriverHandle, staleLockCleared: boolean): MaybePromise<void> {
+    const failed = (error: unknown): never => {
+      void Promise.resolve().then(() => handle.close()).catch(() => {
         // The open failed already; report that.
-      }
+      });
       if (error instanceof ShardliteError) throw error;
       throw new ShardOpenError(this.path, `cannot configure the database`, { cause: error });
+    };
+    const done = () => {
+      const info = Deno.statSync(this.path);
+      this.#identity = { dev: info.dev, ino: info.ino };
+      this.#handle = handle;
+      this.#stats.handlesOpened++;
+      this.#idleSince = performance.now();
+      this.#emit({ type: "handle-opened", path: this.path, staleLockCleared });
+    };
+    let configured: MaybePromise<void>;
+    try {
+      configured = this.#options.driver.configure(handle, {
+        access: this.#options.access,
+        synchronous: this.#options.synchronous,
+        cacheSizeKiB: this.#options.cacheSizeKiB,
+      });
+    } catch (error) {
+      return failed(error);
     }
-    const info = Deno.statSync(this.path);
-    this.#identity = { dev: info.dev, ino: info.ino };
-    this.#handle = handle;
-    this.#stats.handlesOpened++;
-    this.#idleSince = performance.now();
-    this.#emit({ type: "handle-opened", path: this.path, staleLockCleared });
+    if (isPromise(configured)) return configured.then(done, failed);
+    done();
   }
 
   /** Periodic check: the file still there and the same; the handle validated when idle. */
@@ -304,7 +385,7 @@ export class ShardFile {
       this.#statementsAtLastCheck = this.#statements;
       this.#idleSince = now;
     } else if (
-      this.#handle !== null && this.#txOwner === null &&
+      this.#handle !== null && this.#txOwner === null && this.#inFlight === 0 &&
       now - this.#idleSince >= this.#options.idleValidationMs
     ) {
       this.#idleSince = now;
@@ -312,16 +393,19 @@ export class ShardFile {
     }
   }
 
-  #validate(): boolean {
+  #validate(): void {
     const handle = this.#handle;
-    if (handle === null) return false;
-    try {
-      handle.get("SELECT count(*) FROM sqlite_schema");
-      return true;
-    } catch (error) {
+    if (handle === null) return;
+    const failed = (error: unknown) => {
+      if (this.#handle !== handle) return;
       this.#stats.handleErrors++;
       this.#dropHandle(`validation failed: ${(error as Error).message}`, error);
-      return false;
+    };
+    try {
+      const checked = handle.get("SELECT count(*) FROM sqlite_schema");
+      if (isPromise(checked)) checked.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   }
 
@@ -336,13 +420,7 @@ export class ShardFile {
   #dropHandle(reason: string, error: unknown): void {
     const handle = this.#handle;
     this.#handle = null;
-    if (handle !== null) {
-      try {
-        handle.close();
-      } catch {
-        // It is broken; closing is best effort.
-      }
-    }
+    if (handle !== null) closeQuietly(handle);
     const owner = this.#txOwner;
     if (owner !== null) {
       owner.lostTransaction = new ConnectionBrokenError(
@@ -357,8 +435,9 @@ export class ShardFile {
   }
 
   /** Reopens after a failure, never creating a file that went missing. */
-  #ensureHandle(): DriverHandle {
+  #ensureHandle(): MaybePromise<DriverHandle> {
     if (this.#closed) throw new ShardOpenError(this.path, "the shard file was closed");
+    if (this.#opening !== null) return this.#opening.then(() => this.#ensureHandle());
     if (this.#failure !== null) {
       // Reopen only a real database: never an emptied file SQLite would take as new.
       const exists = hasSqliteHeader(this.path);
@@ -373,8 +452,12 @@ export class ShardFile {
         this.#owner?.release();
         this.#owner = OwnerLock.acquire(this.path);
       }
-      this.#openHandle(false);
+      const opened = this.#openHandle(false);
       this.#stats.handlesReplaced++;
+      if (isPromise(opened)) {
+        this.#track(opened);
+        return opened.then(() => this.#ensureHandle());
+      }
     }
     return this.#handle as DriverHandle;
   }
@@ -389,10 +472,16 @@ export class ShardFile {
     reporter: TimeoutReporter,
   ): OpResult | Promise<OpResult> {
     if (session.lostTransaction !== null) return Promise.reject(session.lostTransaction);
-    if (this.#txOwner === session || (!this.#mutex.isLocked() && this.#handle !== null)) {
-      return this.#runNow(session, op, sql, params, false);
+    const control = controlOf(op, sql);
+    if (this.#txOwner === session) return this.#runNow(session, op, sql, params, control, false);
+    if (!this.#mutex.isLocked() && this.#handle !== null) {
+      if (control === Control.None) return this.#runNow(session, op, sql, params, control, false);
+      // A statement that may open a transaction takes the handle before it is sent, so
+      // nothing of a sibling's can run inside the transaction, even on an async driver.
+      void this.#mutex.acquire(); // free: taken synchronously
+      return this.#runNow(session, op, sql, params, control, true);
     }
-    return this.#runAfterWait(session, op, sql, params, timeoutMs, reporter);
+    return this.#runAfterWait(session, op, sql, params, control, timeoutMs, reporter);
   }
 
   async #runAfterWait(
@@ -400,6 +489,7 @@ export class ShardFile {
     op: Op,
     sql: string,
     params: Params | undefined,
+    control: Control,
     timeoutMs: number,
     reporter: TimeoutReporter,
   ): Promise<OpResult> {
@@ -416,12 +506,23 @@ export class ShardFile {
       }
     }
     try {
-      this.#ensureHandle();
+      const handle = this.#ensureHandle();
+      if (isPromise(handle)) await handle;
     } catch (error) {
       if (holdsMutex) this.#mutex.release();
       throw error;
     }
-    return this.#runNow(session, op, sql, params, holdsMutex);
+    if (!holdsMutex && this.#txOwner !== session) {
+      // While the handle opened, a sibling may have begun a transaction: wait again.
+      if (this.#mutex.isLocked()) {
+        return await this.#runAfterWait(session, op, sql, params, control, timeoutMs, reporter);
+      }
+      if (control !== Control.None) {
+        void this.#mutex.acquire();
+        holdsMutex = true;
+      }
+    }
+    return await this.#runNow(session, op, sql, params, control, holdsMutex);
   }
 
   #acquireMutex(timeoutMs: number, reporter: TimeoutReporter): Promise<void> {
@@ -448,55 +549,67 @@ export class ShardFile {
     op: Op,
     sql: string,
     params: Params | undefined,
+    control: Control,
     holdsMutex: boolean,
-  ): OpResult {
+  ): OpResult | Promise<OpResult> {
     const handle = this.#handle;
     if (handle === null) {
       if (holdsMutex) this.#mutex.release();
       throw new ConnectionBrokenError(this.path, "no open handle");
     }
-    let result: OpResult = undefined;
+    let result: MaybePromise<OpResult | number>;
     try {
-      switch (op) {
-        case Op.Get:
-          result = handle.get(sql, params);
-          break;
-        case Op.All:
-          result = handle.all(sql, params);
-          break;
-        case Op.Run:
-          result = handle.run(sql, params);
-          break;
-        case Op.Values:
-          result = handle.values(sql, params);
-          break;
-        case Op.Exec:
-          handle.exec(sql);
-          break;
-        case Op.RunMany:
-          // One call for many rows: no await and no bookkeeping per row.
-          result = {
-            changes: handle.runMany(sql, params as unknown as readonly Params[]),
-            lastInsertRowid: 0,
-          };
-          break;
-      }
+      result = dispatch(this.#options.driver, handle, op, sql, params);
     } catch (error) {
-      const reported = this.#onError(error, sql);
-      if (this.#handle === handle) this.#afterStatement(session, handle, holdsMutex);
-      // A dropped handle already released a transaction owner's lock; release a waiter's.
-      else if (holdsMutex) this.#mutex.release();
-      throw reported;
+      throw this.#failed(session, handle, control, holdsMutex, error, sql);
     }
-    this.#afterStatement(session, handle, holdsMutex);
-    return result;
+    if (isPromise(result)) {
+      this.#inFlight++;
+      return result.then((value) => {
+        this.#inFlight--;
+        this.#after(session, handle, control, holdsMutex);
+        return shape(op, value);
+      }, (error: unknown) => {
+        this.#inFlight--;
+        throw this.#failed(session, handle, control, holdsMutex, error, sql);
+      });
+    }
+    this.#after(session, handle, control, holdsMutex);
+    return op === Op.RunMany
+      ? { changes: result as number, lastInsertRowid: 0 }
+      : result as OpResult;
   }
 
-  /** Tracks who owns the transaction after every statement (BEGIN may come as plain SQL). */
-  #afterStatement(session: Session, handle: DriverHandle, holdsMutex: boolean): void {
+  /** A statement failed: classify the error, then settle the transaction's ownership. */
+  #failed(
+    session: Session,
+    handle: DriverHandle,
+    control: Control,
+    holdsMutex: boolean,
+    error: unknown,
+    sql: string,
+  ): Error {
+    const reported = this.#onError(error, sql);
+    // A failure may end a transaction (INSERT OR ROLLBACK, RAISE(ROLLBACK)): ask the handle.
+    if (this.#handle === handle) this.#after(session, handle, Control.Transaction, holdsMutex);
+    // A dropped handle already released a transaction owner's lock; release a waiter's.
+    else if (holdsMutex && this.#txOwner !== session) this.#mutex.release();
+    void control;
+    return reported;
+  }
+
+  /**
+   * Settles who owns the transaction after a statement. Only a statement that may open or
+   * close one (judged from its text before it ran) reads the handle's state; the session
+   * holds the handle then, so the answer is its own.
+   */
+  #after(session: Session, handle: DriverHandle, control: Control, holdsMutex: boolean): void {
     this.#statements++;
-    const inTransaction = handle.inTransaction;
-    if (inTransaction) {
+    if (control === Control.None) {
+      if (holdsMutex && this.#txOwner !== session) this.#mutex.release();
+      return;
+    }
+    if (handle.inTransaction) {
       if (this.#txOwner === null) {
         this.#txOwner = session;
         // Free, so this takes the lock synchronously; the release comes with COMMIT/ROLLBACK.
@@ -512,7 +625,7 @@ export class ShardFile {
 
   #onError(error: unknown, sql: string): Error {
     if (error instanceof ShardliteError) return error;
-    if (isBrokenHandleError(error)) {
+    if (this.#options.driver.isBrokenHandleError(error)) {
       this.#stats.handleErrors++;
       if (this.#failure === null) this.#check();
       if (this.#failure !== null) return this.#failure;
@@ -535,16 +648,32 @@ export class ShardFile {
     }
     if (this.#txOwner !== session) return false;
     const handle = this.#handle;
-    try {
-      if (handle !== null && handle.inTransaction) handle.exec("ROLLBACK");
-    } catch (error) {
+    const failed = (error: unknown) => {
       this.#stats.handleErrors++;
-      this.#dropHandle(`ROLLBACK failed: ${(error as Error).message}`, error);
+      if (this.#handle === handle) {
+        this.#dropHandle(`ROLLBACK failed: ${(error as Error).message}`, error);
+      }
       session.lostTransaction = null;
+    };
+    const released = () => {
+      if (this.#txOwner !== session) return;
+      this.#txOwner = null;
+      this.#mutex.release();
+    };
+    try {
+      const rolledBack = handle !== null && handle.inTransaction
+        ? handle.exec("ROLLBACK")
+        : undefined;
+      // Asynchronous: siblings keep waiting until the ROLLBACK is done.
+      if (isPromise(rolledBack)) {
+        rolledBack.then(released, failed);
+        return true;
+      }
+    } catch (error) {
+      failed(error);
       return true;
     }
-    this.#txOwner = null;
-    this.#mutex.release();
+    released();
     return true;
   }
 
@@ -559,7 +688,10 @@ export class ShardFile {
     if (this.attachedPools === 0) this.close();
   }
 
-  /** Closes the handle (checkpointing the WAL) and releases ownership. Idempotent. */
+  /**
+   * Closes the handle (checkpointing the WAL) and releases ownership. Idempotent. With
+   * an asynchronous driver the handle finishes closing in the background.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -571,13 +703,17 @@ export class ShardFile {
     let failure: unknown;
     if (handle !== null) {
       try {
-        if (handle.inTransaction) handle.exec("ROLLBACK");
-        handle.get("PRAGMA wal_checkpoint(TRUNCATE)");
+        const rolledBack = handle.inTransaction ? handle.exec("ROLLBACK") : undefined;
+        const checkpointed = handle.get("PRAGMA wal_checkpoint(TRUNCATE)");
+        for (const step of [rolledBack, checkpointed]) {
+          if (isPromise(step)) step.catch(() => {});
+        }
       } catch (error) {
         failure = error;
       }
       try {
-        handle.close();
+        const closed = handle.close();
+        if (isPromise(closed)) closed.catch(() => {});
       } catch (error) {
         failure ??= error;
       }
@@ -591,5 +727,46 @@ export class ShardFile {
     if (failure !== undefined && this.#failure === null) {
       throw new ShardOpenError(this.path, "closing the handle failed", { cause: failure });
     }
+  }
+}
+
+/** Runs `op` on `handle`: its value, or its promise with an asynchronous driver. */
+function dispatch(
+  driver: Driver,
+  handle: DriverHandle,
+  op: Op,
+  sql: string,
+  params: Params | undefined,
+): MaybePromise<OpResult | number> {
+  switch (op) {
+    case Op.Backup:
+      // `sql` carries the target path.
+      return driver.backup(handle, sql);
+    case Op.Get:
+      return handle.get(sql, params);
+    case Op.All:
+      return handle.all(sql, params);
+    case Op.Run:
+      return handle.run(sql, params);
+    case Op.Values:
+      return handle.values(sql, params);
+    case Op.Exec:
+      return handle.exec(sql);
+    case Op.RunMany:
+      // One call for many rows: no await and no bookkeeping per row.
+      return handle.runMany(sql, params as unknown as readonly Params[]);
+  }
+}
+
+function shape(op: Op, value: OpResult | number): OpResult {
+  return op === Op.RunMany ? { changes: value as number, lastInsertRowid: 0 } : value as OpResult;
+}
+
+function closeQuietly(handle: DriverHandle): void {
+  try {
+    const closed = handle.close();
+    if (isPromise(closed)) closed.catch(() => {});
+  } catch {
+    // It is broken; closing is best effort.
   }
 }
