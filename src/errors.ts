@@ -53,8 +53,11 @@ export class PoolTimeoutError extends ShardliteError {
   readonly waitedMs: number;
   /** The pool's counts when the timeout fired. */
   readonly counts: PoolCounts;
-  /** What the caller was waiting for. */
-  readonly waitingFor: "lease" | "transaction";
+  /**
+   * What the caller was waiting for: a lease, a sibling session's transaction, or (shared
+   * access) SQLite's write lock, held by another connection or process.
+   */
+  readonly waitingFor: "lease" | "transaction" | "write-lock";
   /** Creates the error; the message is built from the fields. */
   constructor(
     fields: {
@@ -62,12 +65,16 @@ export class PoolTimeoutError extends ShardliteError {
       timeoutMs: number;
       waitedMs: number;
       counts: PoolCounts;
-      waitingFor: "lease" | "transaction";
+      waitingFor: "lease" | "transaction" | "write-lock";
       detail?: string;
     },
     options?: ErrorOptions,
   ) {
-    const what = fields.waitingFor === "lease" ? "a lease" : "another session's transaction to end";
+    const what = fields.waitingFor === "lease"
+      ? "a lease"
+      : fields.waitingFor === "transaction"
+      ? "another session's transaction to end"
+      : "SQLite's write lock (another connection or process is writing)";
     super(
       `${fields.path} - timed out after ${Math.round(fields.waitedMs)} ms ` +
         `(timeoutMs=${fields.timeoutMs}) waiting for ${what} ` +
@@ -124,14 +131,39 @@ export class ShardLockedError extends ShardliteError {
   readonly ownerPath: string;
   /** The pid written by the owner, when it could be read. */
   readonly ownerPid: number | undefined;
-  /** Creates the error; the message names the owner's pid. */
-  constructor(fields: { path: string; ownerPath: string; ownerPid: number | undefined }) {
+  /**
+   * How the file is held by others: `"exclusive"` (one owner) or `"shared"` (users with
+   * `access: "shared"`, whose pids are in `sharedBy` when known).
+   */
+  readonly heldAs: "exclusive" | "shared";
+  /** Pids of the live shared users, when they could be listed. */
+  readonly sharedBy: number[];
+  /** Creates the error; the message names the owner's pid (or the shared users'). */
+  constructor(fields: {
+    path: string;
+    ownerPath: string;
+    ownerPid: number | undefined;
+    heldAs?: "exclusive" | "shared";
+    sharedBy?: number[];
+  }) {
+    const heldAs = fields.heldAs ?? "exclusive";
+    const sharedBy = fields.sharedBy ?? [];
     super(
-      `${fields.path} is owned by another live process` +
-        (fields.ownerPid !== undefined ? ` (pid ${fields.ownerPid})` : "") +
-        ` holding the lock on ${fields.ownerPath}. Stop that process or use another ` +
-        `directory; the lock is released when it closes the file or exits.`,
+      heldAs === "exclusive"
+        ? `${fields.path} is owned by another live process` +
+          (fields.ownerPid !== undefined ? ` (pid ${fields.ownerPid})` : "") +
+          ` holding the lock on ${fields.ownerPath}. Stop that process or use another ` +
+          `directory; the lock is released when it closes the file or exits.` +
+          ` (A user opening it with access "shared" needs every user to share it.)`
+        : `${fields.path} is in use with access "shared" by ${
+          sharedBy.length === 0
+            ? "other live processes or isolates"
+            : `live process(es) pid ${sharedBy.join(", ")}`
+        } (lock on ${fields.ownerPath}). Open it with access "shared" too (nativeDriver), or ` +
+          `stop them first: exclusive access needs the file alone.`,
     );
+    this.heldAs = heldAs;
+    this.sharedBy = sharedBy;
     this.path = fields.path;
     this.ownerPath = fields.ownerPath;
     this.ownerPid = fields.ownerPid;

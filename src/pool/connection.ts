@@ -154,7 +154,7 @@ export class PooledConnection {
 
   /** Whether this lease's session holds the shard's open transaction. */
   get inTransaction(): boolean {
-    return this.#file.transactionOwner === this.#session;
+    return this.#file.ownsTransaction(this.#session);
   }
 
   /** @internal Ends the lease; the pool calls this. */

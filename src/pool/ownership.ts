@@ -30,27 +30,60 @@ export function readOwnerPid(ownerPath: string): number | undefined {
   }
 }
 
-/** An exclusive OS lock on a shard file's owner file, held by this process. */
+/**
+ * Whether a lock on `ownerPath` that could not be taken is held shared (by users with
+ * `access: "shared"`): a shared lock can then be taken, and is let go at once.
+ */
+function heldShared(ownerPath: string): boolean {
+  try {
+    const probe = Deno.openSync(ownerPath, { read: true });
+    try {
+      return probe.tryLockSync(false);
+    } finally {
+      probe.close(); // closing the descriptor drops the probe's lock
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** An OS lock on a shard file's owner file, held by this process: exclusive or shared. */
 export class OwnerLock {
   /** The shard file. */
   readonly dbPath: string;
   /** The owner file. */
   readonly ownerPath: string;
+  /** `"exclusive"`: this process alone; `"shared"`: with other shared users. */
+  readonly access: "exclusive" | "shared";
   #file: Deno.FsFile | null;
   #inode: number | null;
 
-  private constructor(dbPath: string, ownerPath: string, file: Deno.FsFile, inode: number | null) {
+  private constructor(
+    dbPath: string,
+    ownerPath: string,
+    file: Deno.FsFile,
+    inode: number | null,
+    access: "exclusive" | "shared",
+  ) {
     this.dbPath = dbPath;
     this.ownerPath = ownerPath;
     this.#file = file;
     this.#inode = inode;
+    this.access = access;
   }
 
   /**
    * Takes the lock or fails fast with {@link ShardLockedError} naming the owner's pid.
-   * Never waits: a live owner may hold it for hours.
+   * Never waits: a live owner may hold it for hours. With `"shared"`, the lock is
+   * shared with every other shared user (isolates and processes alike; OS locks are
+   * per open file) and excludes exclusive ones; a shared user writes nothing into the
+   * owner file. `sharedBy` lists the shared users for the error an exclusive opener gets.
    */
-  static acquire(dbPath: string): OwnerLock {
+  static acquire(
+    dbPath: string,
+    access: "exclusive" | "shared" = "exclusive",
+    sharedBy: () => number[] = () => [],
+  ): OwnerLock {
     const ownerPath = ownerPathFor(dbPath);
     // A closing owner unlinks the file; retry when we locked an unlinked inode.
     for (let attempt = 0; attempt < 8; attempt++) {
@@ -67,14 +100,21 @@ export class OwnerLock {
       }
       let locked = false;
       try {
-        locked = file.tryLockSync(true);
+        locked = file.tryLockSync(access === "exclusive");
       } catch (error) {
         file.close();
         throw new ShardOpenError(dbPath, `cannot lock ${ownerPath}`, { cause: error });
       }
       if (!locked) {
         file.close();
-        throw new ShardLockedError({ path: dbPath, ownerPath, ownerPid: readOwnerPid(ownerPath) });
+        const shared = access === "exclusive" && heldShared(ownerPath);
+        throw new ShardLockedError({
+          path: dbPath,
+          ownerPath,
+          ownerPid: shared ? undefined : readOwnerPid(ownerPath),
+          heldAs: shared ? "shared" : "exclusive",
+          sharedBy: shared ? sharedBy() : [],
+        });
       }
       const inode = file.statSync().ino;
       let current: number | null | undefined;
@@ -87,6 +127,7 @@ export class OwnerLock {
         file.close();
         continue;
       }
+      if (access === "shared") return new OwnerLock(dbPath, ownerPath, file, inode, access);
       try {
         file.truncateSync(0);
         file.writeSync(
@@ -107,7 +148,7 @@ export class OwnerLock {
           { cause: error },
         );
       }
-      return new OwnerLock(dbPath, ownerPath, file, inode);
+      return new OwnerLock(dbPath, ownerPath, file, inode, access);
     }
     throw new ShardOpenError(dbPath, `the owner file ${ownerPath} keeps changing; retry`);
   }
@@ -122,10 +163,31 @@ export class OwnerLock {
     }
   }
 
-  /** Deletes the owner file (when still ours) and releases the lock. Idempotent. */
+  /**
+   * Deletes the owner file (when still ours) and releases the lock. Idempotent. A shared
+   * user deletes it only when no other user holds it any more.
+   */
   release(): void {
     const file = this.#file;
     if (file === null) return;
+    if (this.access === "shared") {
+      this.#file = null;
+      file.close();
+      // The last one out cleans up: an exclusive lock now means nobody else holds it.
+      try {
+        const probe = Deno.openSync(this.ownerPath, { read: true, write: true });
+        try {
+          if (probe.tryLockSync(true) && probe.statSync().ino === this.#inode) {
+            Deno.removeSync(this.ownerPath);
+          }
+        } finally {
+          probe.close();
+        }
+      } catch {
+        // Gone already, or in use: nothing to clean.
+      }
+      return;
+    }
     if (this.isIntact()) {
       try {
         Deno.removeSync(this.ownerPath);

@@ -675,6 +675,8 @@ export class ConnectionPool {
       handleErrors: 0,
       staleLocksCleared: 0,
       transactionWaits: 0,
+      busyRetries: 0,
+      transactionHandles: 0,
       cachedStatements: 0,
       attachedPools: 0,
     };

@@ -16,13 +16,15 @@ import {
 } from "../driver/driver.ts";
 import {
   ConnectionBrokenError,
+  PoolTimeoutError,
   QueryError,
   ShardFileMissingError,
   ShardliteError,
+  ShardLockedError,
   ShardOpenError,
 } from "../errors.ts";
 import type { Params, Row, RunResult } from "../types.ts";
-import { OwnerLock } from "./ownership.ts";
+import { OwnerLock, ownerPathFor } from "./ownership.ts";
 
 /** A session: the unit that may own the shard's transaction. Leases wrap sessions. */
 export class Session {
@@ -83,6 +85,10 @@ export interface HandleStats {
   staleLocksCleared: number;
   /** Statements that had to wait for another session's transaction. */
   transactionWaits: number;
+  /** Shared access: statements retried after SQLITE_BUSY (another writer held the lock). */
+  busyRetries: number;
+  /** Shared access: handles held by open transactions now. */
+  transactionHandles: number;
   /** Prepared statements cached on the handle now. */
   cachedStatements: number;
   /** Pools attached to the file in this process. */
@@ -195,6 +201,15 @@ export function attachShardFile(path: string, options: ShardFileOptions): ShardF
     file = new ShardFile(path, key, options);
     file.open();
     registry.set(key, file);
+  } else if (file.access !== options.access) {
+    // Pools of one process share the file's entry: they must agree on how it is held.
+    throw new ShardLockedError({
+      path,
+      ownerPath: ownerPathFor(path),
+      ownerPid: file.access === "exclusive" ? Deno.pid : undefined,
+      heldAs: file.access,
+      sharedBy: file.access === "shared" ? [Deno.pid] : [],
+    });
   }
   file.attachedPools++;
   return file;
@@ -229,6 +244,10 @@ export class ShardFile {
   // An asynchronous open under way, and statements sent but not yet answered.
   #opening: Promise<void> | null = null;
   #inFlight = 0;
+  // Shared access: each open transaction has a handle of its own; spare ones are reused.
+  readonly #shared: boolean;
+  readonly #txHandles = new Map<Session, DriverHandle>();
+  readonly #spareHandles: DriverHandle[] = [];
   readonly listeners: Set<(event: ShardFileEvent) => void> = new Set();
   readonly #stats = {
     handlesOpened: 0,
@@ -236,17 +255,29 @@ export class ShardFile {
     handleErrors: 0,
     staleLocksCleared: 0,
     transactionWaits: 0,
+    busyRetries: 0,
   };
 
   constructor(path: string, key: string, options: ShardFileOptions) {
     this.path = path;
     this.#key = key;
     this.#options = options;
+    this.#shared = options.access === "shared";
   }
 
-  /** The session holding the transaction, if any. */
+  /** The session holding the transaction, if any (exclusive access). */
   get transactionOwner(): Session | null {
     return this.#txOwner;
+  }
+
+  /** How this process holds the file. */
+  get access(): "exclusive" | "shared" {
+    return this.#options.access;
+  }
+
+  /** Whether `session` has a transaction open on this file. */
+  ownsTransaction(session: Session): boolean {
+    return this.#shared ? this.#txHandles.has(session) : this.#txOwner === session;
   }
 
   /** Counters of the handle. */
@@ -256,6 +287,7 @@ export class ShardFile {
       ...this.#stats,
       cachedStatements: this.#handle?.cachedStatements ?? 0,
       attachedPools: this.attachedPools,
+      transactionHandles: this.#txHandles.size,
     };
   }
 
@@ -265,7 +297,7 @@ export class ShardFile {
 
   /** Takes ownership and opens the first handle (creating the file if missing). */
   open(): void {
-    this.#owner = OwnerLock.acquire(this.path);
+    this.#owner = OwnerLock.acquire(this.path, this.#options.access);
     try {
       const opened = this.#openHandle(true);
       if (isPromise(opened)) this.#track(opened);
@@ -294,10 +326,10 @@ export class ShardFile {
     const owner = this.#owner;
     if (owner === null) throw new ShardOpenError(this.path, "the file is not owned");
     const driver = this.#options.driver;
-    let staleLockCleared: boolean;
+    let staleLockCleared = false;
     try {
-      // Safe only now: holding the owner lock proves no live process uses the file.
-      staleLockCleared = driver.clearStaleLock(this.path);
+      // Safe only now: holding the owner lock alone proves no live process uses the file.
+      if (owner.access === "exclusive") staleLockCleared = driver.clearStaleLock(this.path);
     } catch (error) {
       throw new ShardOpenError(this.path, "cannot clear the lock a crashed owner left", {
         cause: error,
@@ -450,7 +482,7 @@ export class ShardFile {
     if (this.#handle === null) {
       if (this.#owner === null || !this.#owner.isIntact()) {
         this.#owner?.release();
-        this.#owner = OwnerLock.acquire(this.path);
+        this.#owner = OwnerLock.acquire(this.path, this.#options.access);
       }
       const opened = this.#openHandle(false);
       this.#stats.handlesReplaced++;
@@ -473,6 +505,9 @@ export class ShardFile {
   ): OpResult | Promise<OpResult> {
     if (session.lostTransaction !== null) return Promise.reject(session.lostTransaction);
     const control = controlOf(op, sql);
+    if (this.#shared) {
+      return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
+    }
     if (this.#txOwner === session) return this.#runNow(session, op, sql, params, control, false);
     if (!this.#mutex.isLocked() && this.#handle !== null) {
       if (control === Control.None) return this.#runNow(session, op, sql, params, control, false);
@@ -640,12 +675,219 @@ export class ShardFile {
     return new QueryError(this.path, sql, error);
   }
 
+  /**
+   * Shared access: a statement of a session with an open transaction runs on that
+   * transaction's own handle; one that may open a transaction gets a handle of its own
+   * (a spare, or a new one); every other statement runs on the file's main handle at
+   * once. Readers so never wait for a writer (each handle reads its WAL snapshot), and
+   * writers meet on SQLite's write lock: SQLITE_BUSY is retried asynchronously.
+   */
+  #sharedStatement(
+    session: Session,
+    op: Op,
+    sql: string,
+    params: Params | undefined,
+    control: Control,
+    timeoutMs: number,
+    reporter: TimeoutReporter,
+  ): OpResult | Promise<OpResult> {
+    let handle = this.#txHandles.get(session);
+    if (handle === undefined) {
+      if (control === Control.None) {
+        if (this.#handle === null || this.#opening !== null) {
+          return (async () => {
+            await this.#ensureHandle();
+            return await this.#sharedStatement(
+              session,
+              op,
+              sql,
+              params,
+              control,
+              timeoutMs,
+              reporter,
+            );
+          })();
+        }
+        handle = this.#handle;
+      } else {
+        const spare = this.#spareHandles.pop();
+        if (spare === undefined) {
+          return this.#openExtra().then((opened) => {
+            this.#spareHandles.push(opened);
+            return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
+          });
+        }
+        handle = spare;
+        this.#txHandles.set(session, handle);
+      }
+    }
+    return this.#sharedRun(
+      session,
+      handle,
+      op,
+      sql,
+      params,
+      control,
+      performance.now(),
+      timeoutMs,
+      1,
+    );
+  }
+
+  #sharedRun(
+    session: Session,
+    handle: DriverHandle,
+    op: Op,
+    sql: string,
+    params: Params | undefined,
+    control: Control,
+    started: number,
+    timeoutMs: number,
+    backoffMs: number,
+  ): OpResult | Promise<OpResult> {
+    const failed = (error: unknown): OpResult | Promise<OpResult> => {
+      // BUSY on a statement that changed nothing yet (autocommit, BEGIN, COMMIT): retry,
+      // asynchronously and with backoff, until timeoutMs. Inside a transaction it is the
+      // caller's to handle (a BEGIN DEFERRED that cannot upgrade).
+      if (
+        this.#options.driver.isBusyError(error) &&
+        (control !== Control.None || !safeInTransaction(handle))
+      ) {
+        const waited = performance.now() - started;
+        if (waited + backoffMs > timeoutMs) {
+          this.#settleShared(session, handle);
+          throw new PoolTimeoutError({
+            path: this.path,
+            timeoutMs,
+            waitedMs: waited,
+            counts: {
+              active: this.#txHandles.size,
+              idle: this.#spareHandles.length,
+              waiting: 0,
+              max: 0,
+            },
+            waitingFor: "write-lock",
+            detail: `the statement kept getting SQLITE_BUSY: ${sql.slice(0, 80)}`,
+          }, { cause: error });
+        }
+        this.#stats.busyRetries++;
+        return new Promise<void>((resolve) => setTimeout(resolve, backoffMs)).then(() =>
+          this.#sharedRun(
+            session,
+            handle,
+            op,
+            sql,
+            params,
+            control,
+            started,
+            timeoutMs,
+            Math.min(backoffMs * 2, 50),
+          )
+        );
+      }
+      const reported = this.#sharedError(session, handle, error, sql);
+      this.#settleShared(session, handle);
+      throw reported;
+    };
+    let result: MaybePromise<OpResult | number>;
+    try {
+      result = dispatch(this.#options.driver, handle, op, sql, params);
+    } catch (error) {
+      return failed(error);
+    }
+    if (isPromise(result)) {
+      return result.then((value) => {
+        this.#statements++;
+        if (control !== Control.None) this.#settleShared(session, handle);
+        return shape(op, value);
+      }, failed);
+    }
+    this.#statements++;
+    if (control !== Control.None) this.#settleShared(session, handle);
+    return shape(op, result);
+  }
+
+  /** After a statement that may end a transaction: a handle out of one goes back spare. */
+  #settleShared(session: Session, handle: DriverHandle): void {
+    if (this.#txHandles.get(session) !== handle || safeInTransaction(handle)) return;
+    this.#txHandles.delete(session);
+    if (this.#closed || !handle.isOpen) closeQuietly(handle);
+    else if (this.#spareHandles.length < 4) this.#spareHandles.push(handle);
+    else closeQuietly(handle);
+  }
+
+  /** Classifies an error on a shared-access handle; a broken transaction handle is dropped. */
+  #sharedError(session: Session, handle: DriverHandle, error: unknown, sql: string): Error {
+    if (handle === this.#handle || error instanceof ShardliteError) {
+      return this.#onError(error, sql);
+    }
+    if (!this.#options.driver.isBrokenHandleError(error)) {
+      return new QueryError(this.path, sql, error);
+    }
+    this.#stats.handleErrors++;
+    this.#txHandles.delete(session);
+    closeQuietly(handle);
+    return new ConnectionBrokenError(
+      this.path,
+      `the transaction's handle broke (${(error as Error).message}); the transaction was lost. ` +
+        `Roll back and retry.`,
+      { cause: error },
+    );
+  }
+
+  /** Opens (and configures) one more handle on the file, for a transaction. */
+  #openExtra(): Promise<DriverHandle> {
+    return (async () => {
+      if (this.#closed) throw new ShardOpenError(this.path, "the shard file was closed");
+      let handle: DriverHandle;
+      try {
+        handle = await this.#options.driver.open(this.path, {
+          create: false,
+          statementCacheSize: this.#options.statementCacheSize,
+        });
+      } catch (error) {
+        throw new ShardOpenError(this.path, `cannot open the database`, { cause: error });
+      }
+      try {
+        await this.#options.driver.configure(handle, {
+          access: this.#options.access,
+          synchronous: this.#options.synchronous,
+          cacheSizeKiB: this.#options.cacheSizeKiB,
+        });
+      } catch (error) {
+        closeQuietly(handle);
+        throw new ShardOpenError(this.path, `cannot configure the database`, { cause: error });
+      }
+      this.#stats.handlesOpened++;
+      return handle;
+    })();
+  }
+
+  #rollbackShared(session: Session): boolean {
+    const handle = this.#txHandles.get(session);
+    if (handle === undefined) return false;
+    const done = () => this.#settleShared(session, handle);
+    const failed = () => {
+      this.#txHandles.delete(session);
+      closeQuietly(handle);
+    };
+    try {
+      const rolledBack = safeInTransaction(handle) ? handle.exec("ROLLBACK") : undefined;
+      if (isPromise(rolledBack)) rolledBack.then(done, failed);
+      else done();
+    } catch {
+      failed();
+    }
+    return true;
+  }
+
   /** Rolls back the transaction `session` holds, if any. Returns whether it held one. */
   rollbackIfOwner(session: Session): boolean {
     if (session.lostTransaction !== null) {
       session.lostTransaction = null;
       return true;
     }
+    if (this.#shared) return this.#rollbackShared(session);
     if (this.#txOwner !== session) return false;
     const handle = this.#handle;
     const failed = (error: unknown) => {
@@ -722,6 +964,13 @@ export class ShardFile {
       this.#txOwner = null;
       this.#mutex.release();
     }
+    // Closing a handle rolls its transaction back; a lease still holding one loses it.
+    for (const [session, extra] of this.#txHandles) {
+      session.lostTransaction = new ConnectionBrokenError(this.path, "the shard file was closed");
+      closeQuietly(extra);
+    }
+    this.#txHandles.clear();
+    for (const spare of this.#spareHandles.splice(0)) closeQuietly(spare);
     this.#owner?.release();
     this.#owner = null;
     if (failure !== undefined && this.#failure === null) {
@@ -768,5 +1017,14 @@ function closeQuietly(handle: DriverHandle): void {
     if (isPromise(closed)) closed.catch(() => {});
   } catch {
     // It is broken; closing is best effort.
+  }
+}
+
+/** A handle's transaction state; false once it is closed (reading it then may throw). */
+function safeInTransaction(handle: DriverHandle): boolean {
+  try {
+    return handle.inTransaction;
+  } catch {
+    return false;
   }
 }
