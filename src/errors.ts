@@ -57,7 +57,7 @@ export class PoolTimeoutError extends ShardliteError {
    * What the caller was waiting for: a lease, a sibling session's transaction, or (shared
    * access) SQLite's write lock, held by another connection or process.
    */
-  readonly waitingFor: "lease" | "transaction" | "write-lock";
+  readonly waitingFor: "lease" | "transaction" | "write-lock" | "driver";
   /** Creates the error; the message is built from the fields. */
   constructor(
     fields: {
@@ -65,7 +65,7 @@ export class PoolTimeoutError extends ShardliteError {
       timeoutMs: number;
       waitedMs: number;
       counts: PoolCounts;
-      waitingFor: "lease" | "transaction" | "write-lock";
+      waitingFor: "lease" | "transaction" | "write-lock" | "driver";
       detail?: string;
     },
     options?: ErrorOptions,
@@ -74,7 +74,9 @@ export class PoolTimeoutError extends ShardliteError {
       ? "a lease"
       : fields.waitingFor === "transaction"
       ? "another session's transaction to end"
-      : "SQLite's write lock (another connection or process is writing)";
+      : fields.waitingFor === "write-lock"
+      ? "SQLite's write lock (another connection or process is writing)"
+      : "the driver's answer (the handle was dropped; its transaction, if any, is lost)";
     super(
       `${fields.path} - timed out after ${Math.round(fields.waitedMs)} ms ` +
         `(timeoutMs=${fields.timeoutMs}) waiting for ${what} ` +

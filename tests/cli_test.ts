@@ -5,7 +5,7 @@ import { BatchPendingError, ShardManager } from "../mod.ts";
 import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
 import { OwnerLock } from "../src/pool/ownership.ts";
 import { runCliCaptured } from "../src/cli/main.ts";
-import { tempDir } from "./helpers.ts";
+import { driverFlags, tempDir } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -257,6 +257,7 @@ async function runEntry(args: string[]): Promise<{ code: number; stdout: string;
       `--config=${ROOT}deno.json`,
       "--allow-read",
       "--allow-write",
+      ...driverFlags(),
       "src/cli/main.ts",
       ...args,
     ],

@@ -1,7 +1,58 @@
 /** Shared test helpers: temporary directories and event collectors. */
 
 import sqlite from "node-sqlite3-wasm";
-import { type Driver, type DriverHandle, type PoolEvent, wasmDriver } from "../mod.ts";
+import {
+  type Driver,
+  type DriverHandle,
+  nativeDriver,
+  type PoolEvent,
+  wasmDriver,
+} from "../mod.ts";
+import { setDefaultDriverForTests } from "../src/pool/pool.ts";
+
+/**
+ * The drivers every pool, manager, crash and fault test runs against, by the name that
+ * prefixes their titles in the conformance runs (`[native] ...`, see tests/conformance/).
+ */
+export const DRIVERS = { wasm: wasmDriver, native: nativeDriver } as const;
+
+/** The name of a driver in {@link DRIVERS}. */
+export type DriverName = keyof typeof DRIVERS;
+
+let driverUnderTest: DriverName = "wasm";
+
+/** The driver this process tests: pools and managers that name no driver use it. */
+export function testDriver(): typeof wasmDriver {
+  return DRIVERS[driverUnderTest];
+}
+
+/**
+ * Makes `name` the driver of every pool (and so every manager) of this process that names
+ * none: a test file's isolate, or a fixture child preloaded with tests/conformance/<name>.ts.
+ */
+export function useDriver(name: DriverName): void {
+  driverUnderTest = name;
+  setDefaultDriverForTests(DRIVERS[name]);
+}
+
+/**
+ * `deno run` flags that make a child process test the same driver as this one: nothing
+ * for the default (wasm), else `--preload` of tests/conformance/<name>.ts.
+ */
+export function driverFlags(): string[] {
+  if (driverUnderTest === "wasm") return [];
+  return [`--preload=${new URL(`./conformance/${driverUnderTest}.ts`, import.meta.url).pathname}`];
+}
+
+/**
+ * Whether the driver under test locks a file with a `<db>.lock` directory beside it
+ * (node-sqlite3-wasm's VFS): a killed process leaves it behind, and the next owner removes
+ * it (`staleLocksCleared`). node:sqlite takes POSIX locks, which die with the process and
+ * leave nothing on disk.
+ */
+export function driverLeavesLockDirectory(): boolean {
+  return driverUnderTest === "wasm";
+}
 
 /** A temporary directory removed at `await using` scope exit. */
 export async function tempDir(prefix = "shardlite-test-"): Promise<
@@ -57,14 +108,15 @@ export function tick(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** A driver whose opened handles the test can reach (to close them underneath). */
+/** The driver under test, with its opened handles in reach (to close them underneath). */
 export function closableDriver(): { driver: Driver; handles: DriverHandle[] } {
+  const base = testDriver();
   const handles: DriverHandle[] = [];
   const driver: Driver = {
-    ...wasmDriver,
+    ...base,
     name: "closable",
     open(path, options) {
-      const handle = wasmDriver.open(path, options);
+      const handle = base.open(path, options);
       handles.push(handle);
       return handle;
     },
@@ -101,7 +153,8 @@ const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /**
  * Spawns `deno run` on `tests/fixtures/<script>` with the project's config, piped
- * stdin/stdout/stderr, `--allow-read --allow-write` plus `extraFlags`.
+ * stdin/stdout/stderr, `--allow-read --allow-write`, the driver under test
+ * ({@link driverFlags}) plus `extraFlags`.
  */
 export function spawnFixture(
   script: string,
@@ -116,6 +169,7 @@ export function spawnFixture(
       `--config=${CONFIG}`,
       "--allow-read",
       "--allow-write",
+      ...driverFlags(),
       ...(options.extraFlags ?? []),
       path,
       ...args,

@@ -13,7 +13,6 @@
 
 import { createHash } from "node:crypto";
 import { type Driver, type DriverHandle, isPromise, type MaybePromise } from "../driver/driver.ts";
-import { wasmDriver } from "../driver/wasm.ts";
 import {
   BackupDestinationError,
   BackupVerificationError,
@@ -21,6 +20,7 @@ import {
   ShardOperationError,
 } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
+import { defaultPoolDriver } from "../pool/pool.ts";
 import { OwnerLock } from "../pool/ownership.ts";
 import {
   sameLayout,
@@ -669,7 +669,9 @@ export async function restoreShards(
   try {
     const verified: string[] = [];
     for (const entry of manifest.files) {
-      verified.push(await verifyFile(source, entry, staging, options.driver ?? wasmDriver));
+      verified.push(
+        await verifyFile(source, entry, staging, options.driver ?? defaultPoolDriver()),
+      );
       options.onProgress?.({
         phase: "verify",
         shardId: entry.shardId,

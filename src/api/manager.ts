@@ -1,29 +1,21 @@
 /**
- * `ShardManager`: one async API over many SQLite shard files.
+ * `ShardManager`: one async API over many SQLite shard files. A façade: each of its jobs
+ * has a file of its own — routing `routing/router.ts`, option checks `options.ts`, when
+ * operations may run `admission.ts`, the open pools `pool_cache.ts`, opening the directory
+ * `directory.ts`, the shard map in memory `loaded_map.ts`, DDL `schema_ops.ts`, reports
+ * `stats.ts`, resharding `reshard_gate.ts`.
  *
  * @module
  */
 
-import {
-  InvalidQueryError,
-  PoolClosedError,
-  ReshardError,
-  ShardOperationError,
-} from "../errors.ts";
+import { InvalidQueryError, ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Driver } from "../driver/driver.ts";
-import { wasmDriver } from "../driver/wasm.ts";
-import { ConnectionPool, type PoolOptions, type PoolStats } from "../pool/pool.ts";
-import { type BatchRecovery, recoverBatches } from "../routing/batches.ts";
+import { type ConnectionPool, defaultPoolDriver, type PoolOptions } from "../pool/pool.ts";
+import { admitted } from "../routing/admission.ts";
+import type { BatchRecovery } from "../routing/batches.ts";
 import type { ShardKey } from "../routing/keys.ts";
-import { CURRENT_KEY_FORM, type KeyColumn, type KeyForm } from "../routing/key_column.ts";
-import { ensureKeyIndex, keyColumnFromEntry, readKeySchema } from "./key_schema.ts";
-import {
-  type PlacementReport,
-  type RepairReport,
-  verifyPlacement,
-  type VerifyPlacementOptions,
-} from "./placement.ts";
+import type { KeyColumn, KeyForm } from "../routing/key_column.ts";
 import {
   type QueryAllOptions,
   type RouteOptions,
@@ -32,28 +24,12 @@ import {
   type ShardSource,
   type WriteRouteOptions,
 } from "../routing/router.ts";
-import { buildCreateTable, buildDropTable, type CreateTableOptions } from "../sql/schema.ts";
-import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
+import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
+import type { CreateTableOptions } from "../sql/schema.ts";
+import { validateIdentifier } from "../sql/identifiers.ts";
 import type { Where } from "../sql/where.ts";
-import {
-  HashStrategy,
-  sameLayout,
-  type ShardingStrategy,
-  type StrategyDescriptor,
-  strategyFromDescriptor,
-} from "../routing/strategies.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
-import { shardFilePath } from "./layout.ts";
-import {
-  acquireDirectory,
-  checkLayout,
-  directoryUsers,
-  readShardMap,
-  SHARD_MAP_FORMAT,
-  type ShardMap,
-  writeJsonAtomic,
-  writeShardMap,
-} from "./shard_map.ts";
+import { Admission } from "./admission.ts";
 import {
   type BackupOptions,
   type BackupReport,
@@ -62,14 +38,9 @@ import {
   type RestoreReport,
   restoreShards,
 } from "./backup.ts";
-import {
-  newPlan,
-  RESHARD_PLAN_FILE,
-  type ReshardOptions,
-  type ReshardPlan,
-  type ReshardReport,
-  runReshard,
-} from "./reshard.ts";
+import { fileExists, ShardDirectory } from "./directory.ts";
+import { shardFilePath } from "./layout.ts";
+import { LoadedMap } from "./loaded_map.ts";
 import {
   type MigrateOptions,
   type MigrateReport,
@@ -80,30 +51,24 @@ import {
   runMigrations,
   type ShardMigrationStatus,
 } from "./migrations.ts";
-import { findTransactionControl } from "../sql/statements.ts";
+import { checkManagerOptions, type ShardManagerOptions } from "./options.ts";
+import type { ManagerParts } from "./parts.ts";
+import {
+  type PlacementReport,
+  type RepairReport,
+  verifyPlacement,
+  type VerifyPlacementOptions,
+} from "./placement.ts";
+import { PoolCache } from "./pool_cache.ts";
+import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
+import * as resharding from "./reshard_gate.ts";
+import * as ddl from "./schema_ops.ts";
+import type { ShardMap } from "./shard_map.ts";
+import * as stats from "./stats.ts";
+import type { ShardLayout, ShardStats } from "./stats.ts";
 
-/** Options of a {@link ShardManager}. */
-export interface ShardManagerOptions {
-  /** How many shard files. Required unless `strategy` is given. */
-  numShards?: number;
-  /** The directory of the shard files (`shard_<id>.db`) and the shard map. */
-  dbDir: string;
-  /** How keys map to shards. Default: `new HashStrategy(numShards)`. */
-  strategy?: ShardingStrategy;
-  /** Options of every shard's {@link ConnectionPool}. */
-  pool?: PoolOptions;
-  /** How many shards a cross-shard operation works on at once. Default 16. */
-  maxConcurrentShards?: number;
-  /**
-   * How many shard files stay open at once. Beyond it, opening a shard closes the least
-   * recently used shards that nobody is using (checkpointing them; each reopens on its
-   * next use, in about a millisecond); an operation over more shards than that, which
-   * holds them all at once, closes the extra ones when it ends. Each open shard costs its page cache (`pool.
-   * cacheSizeKiB`, 2 MB by default) plus about 0.3 MB, out of one 2 GiB WebAssembly heap
-   * for the whole process. Default 256.
-   */
-  maxOpenShards?: number;
-}
+export type { ShardManagerOptions } from "./options.ts";
+export type { ShardInfo, ShardLayout, ShardStats } from "./stats.ts";
 
 /**
  * Restricts `count`, `sum`, `avg`, `min` and `max` to the rows of one shard key (on its
@@ -114,46 +79,7 @@ export interface KeyOption {
   key?: ShardKey;
 }
 
-/** One shard as {@link ShardManager.getShardInfo} describes it. */
-export interface ShardInfo {
-  /** The shard's id. */
-  shardId: number;
-  /** Its file. */
-  path: string;
-}
-
-/** What {@link ShardManager.getShardInfo} returns. */
-export interface ShardLayout {
-  /** The directory. */
-  dbDir: string;
-  /** Number of shards. */
-  numShards: number;
-  /** The strategy's descriptor. */
-  strategy: StrategyDescriptor;
-  /** Every shard. */
-  shards: ShardInfo[];
-  /** Tables and their shard-key columns. */
-  tables: Record<string, { shardKey: string | null }>;
-}
-
-/** One shard's figures from {@link ShardManager.getShardStats}. */
-export interface ShardStats extends ShardInfo {
-  /** Whether the file exists (files are created lazily). */
-  exists: boolean;
-  /** The file's size plus its WAL's, in bytes (0 when missing). */
-  sizeBytes: number;
-  /** Rows per known table (empty when the file does not exist). */
-  rows: Record<string, number>;
-  /** The shard pool's stats, when the pool was used. */
-  pool: PoolStats | null;
-}
-
 const managers = new Set<ShardManager>();
-
-const DEFAULT_MAX_OPEN_SHARDS = 256;
-
-// Batch recovery under way, by directory (real path), for managers sharing it to await.
-const recoveries = new Map<string, Promise<void>>();
 
 /** @internal Every open manager of the process, for module-level shutdown(). */
 export function openManagers(): ShardManager[] {
@@ -187,26 +113,14 @@ export class ShardManager implements ShardSource {
   /** How many shards a cross-shard operation works on at once. */
   readonly maxConcurrentShards: number;
   readonly #poolOptions: PoolOptions;
-  // Open pools in least-recently-used order (a Map keeps insertion order).
-  readonly #pools = new Map<number, ConnectionPool>();
-  readonly #maxOpenShards: number;
-  // Pools closed to respect maxOpenShards, until their close completes.
-  readonly #evicting = new Set<Promise<void>>();
-  #evictions = 0;
-  #batchRecovery: BatchRecovery | null = null;
+  readonly #pools: PoolCache;
+  readonly #tables: LoadedMap;
+  readonly #admission: Admission;
+  readonly #directory: ShardDirectory;
   readonly #router: Router;
-  #map: ShardMap | null = null;
-  // Key columns derived from the map, by recorded table name; cleared when the map changes.
-  readonly #keyColumns = new Map<string, KeyColumn>();
-  #ready: Promise<void> | null = null;
-  #releaseDirectory: (() => void) | null = null;
+  // What the files implementing the operations below get instead of the manager.
+  readonly #parts: ManagerParts;
   #closed: Promise<void> | null = null;
-  // Resharding: a plan left unfinished, the gate that holds operations off while one
-  // runs, and the operations in flight it waits for.
-  #pending: ReshardPlan | null = null;
-  #gate: Promise<void> | null = null;
-  #inFlight = 0;
-  #drained: (() => void) | null = null;
 
   /**
    * Creates a manager. Nothing is touched on disk until the first operation, which
@@ -215,46 +129,49 @@ export class ShardManager implements ShardSource {
    * @throws {TypeError | RangeError} for invalid options (the message names the option).
    */
   constructor(options: ShardManagerOptions) {
-    if (options === null || typeof options !== "object") {
-      throw new TypeError("ShardManager options must be an object with numShards and dbDir");
-    }
-    if (typeof options.dbDir !== "string" || options.dbDir.trim() === "") {
-      throw new TypeError(`dbDir must be a non-empty string, got ${JSON.stringify(options.dbDir)}`);
-    }
-    if (options.dbDir.includes("\0")) throw new TypeError("dbDir must not contain NUL characters");
-    const strategy = options.strategy ?? (() => {
-      if (options.numShards === undefined) {
-        throw new TypeError("numShards is required when no strategy is given");
-      }
-      return new HashStrategy(options.numShards);
-    })();
-    if (options.numShards !== undefined && options.numShards !== strategy.numShards) {
-      throw new RangeError(
-        `numShards (${options.numShards}) differs from the strategy's (${strategy.numShards})`,
-      );
-    }
-    const concurrency = options.maxConcurrentShards ?? 16;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
-    }
-    const maxOpen = options.maxOpenShards ?? DEFAULT_MAX_OPEN_SHARDS;
-    if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) {
-      throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
-    }
-    this.#maxOpenShards = maxOpen;
-    this.dbDir = options.dbDir.replace(/\/+$/, "") || "/";
-    this.#strategy = strategy;
-    this.maxConcurrentShards = concurrency;
-    this.#poolOptions = { ...options.pool };
-    // Fail at construction on bad pool options rather than at the first query.
-    new ConnectionPool(this.shardPath(0), this.#poolOptions);
-    this.#router = new Router(this, strategy);
+    const settings = checkManagerOptions(options);
+    this.dbDir = settings.dbDir;
+    this.#strategy = settings.strategy;
+    this.maxConcurrentShards = settings.maxConcurrentShards;
+    this.#poolOptions = settings.pool;
+    this.#pools = new PoolCache(this.dbDir, this.#poolOptions, settings.maxOpenShards);
+    this.#tables = new LoadedMap(this.dbDir);
+    this.#admission = new Admission(this.dbDir, () => this.#directory.open());
+    this.#router = new Router(this, settings.strategy);
+    this.#parts = this.#makeParts();
+    this.#directory = new ShardDirectory(this.#parts);
     managers.add(this);
+  }
+
+  #makeParts(): ManagerParts {
+    // Getters: the strategy changes with a reshard, and the directory is built from these.
+    const strategy = () => this.#strategy;
+    const directory = () => this.#directory;
+    return {
+      dbDir: this.dbDir,
+      get strategy() {
+        return strategy();
+      },
+      useStrategy: (next) => {
+        this.#strategy = next;
+        this.#router.setStrategy(next);
+      },
+      maxConcurrentShards: this.maxConcurrentShards,
+      admission: this.#admission,
+      tables: this.#tables,
+      pools: this.#pools,
+      get directory() {
+        return directory();
+      },
+      router: this.#router,
+      getPool: (shardId) => this.getPool(shardId),
+      ready: () => this.ready(),
+    };
   }
 
   /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */
   get driver(): Driver {
-    return this.#poolOptions.driver ?? wasmDriver;
+    return this.#poolOptions.driver ?? defaultPoolDriver();
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */
@@ -274,8 +191,7 @@ export class ShardManager implements ShardSource {
 
   /** True once the directory is owned and the map loaded, while no reshard runs or waits. */
   get isReady(): boolean {
-    return this.#releaseDirectory !== null && this.#closed === null && this.#gate === null &&
-      this.#pending === null;
+    return this.#admission.isReady;
   }
 
   /**
@@ -283,132 +199,24 @@ export class ShardManager implements ShardSource {
    * Rejects after shutdown, and while an unfinished reshard waits to be resumed.
    */
   ready(): Promise<void> {
-    if (this.#closed !== null) {
-      return Promise.reject(new PoolClosedError(this.dbDir, "the shard manager was shut down"));
-    }
-    const opening = this.#startOpening();
-    if (this.#gate !== null) return this.#gate;
-    return opening.then(() => {
-      if (this.#pending !== null && this.#gate === null) throw this.#pendingError(this.#pending);
-    });
-  }
-
-  /** Starts opening once; a failed open (a live rival owner, a bad map) is retried next time. */
-  #startOpening(): Promise<void> {
-    if (this.#ready === null) {
-      const opening = this.#open();
-      this.#ready = opening;
-      opening.catch(() => {
-        if (this.#ready === opening) this.#ready = null;
-      });
-    }
-    return this.#ready;
-  }
-
-  #pendingError(plan: ReshardPlan): ReshardError {
-    if (plan.mode === "repair") {
-      return new ReshardError(
-        this.dbDir,
-        `an unfinished placement repair was found; resume it with manager.repairPlacement() ` +
-          `(or "deno task shardlite check --repair"). No operation is routed until then.`,
-      );
-    }
-    return new ReshardError(
-      this.dbDir,
-      `an unfinished reshard from ${JSON.stringify(plan.from)} to ${JSON.stringify(plan.to)} ` +
-        `was found; resume it with manager.reshard(${
-          plan.to.type === "hash" ? plan.to.numShards : "<the same strategy>"
-        }) (or "deno task shardlite reshard"), or roll it back with abortReshard(). No ` +
-        `operation is routed until then.`,
-    );
+    return this.#admission.ready();
   }
 
   /** The unfinished reshard plan of the directory, if any (after the first operation). */
   get pendingReshard(): ReshardPlan | null {
-    return this.#pending === null ? null : structuredClone(this.#pending);
+    const pending = this.#admission.pending;
+    return pending === null ? null : structuredClone(pending);
   }
 
   /** @internal An operation enters (the router calls this). */
   enter(): void {
-    this.#inFlight++;
+    this.#admission.enter();
   }
 
   /** @internal An operation leaves. */
   leave(): void {
-    // A burst over many shards may have opened more than maxOpenShards; its pools are
-    // idle now that it is done.
-    if (this.#pools.size > this.#maxOpenShards) this.#evictIdle(-1);
-    if (--this.#inFlight === 0) this.#drained?.();
-  }
-
-  async #open(): Promise<void> {
-    await Deno.mkdir(this.dbDir, { recursive: true, mode: 0o700 });
-    // shutdown() may have run while mkdir was awaited: take no lock it would not release.
-    if (this.#closed !== null) {
-      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
-    }
-    const release = acquireDirectory(this.dbDir);
-    try {
-      const existing = readShardMap(this.dbDir);
-      this.#pending = readReshardPlan(this.dbDir);
-      if (existing !== undefined) {
-        const pendingTo = this.#pending?.to;
-        // A manager opened with the layout an unfinished reshard was heading for is told so.
-        if (pendingTo !== undefined && sameLayout(pendingTo, this.strategy.describe())) {
-          this.#strategy = strategyFromDescriptor(existing.strategy);
-          this.#router.setStrategy(this.#strategy);
-        }
-        checkLayout(this.dbDir, existing, this.strategy);
-        this.#map = existing;
-      } else {
-        this.#map = {
-          format: SHARD_MAP_FORMAT,
-          numShards: this.strategy.numShards,
-          strategy: this.strategy.describe(),
-          tables: {},
-          keyForm: CURRENT_KEY_FORM,
-        };
-        writeShardMap(this.dbDir, this.#map);
-      }
-      // Only the first owner in this process recovers; a manager sharing the directory
-      // waits for that (and may have batches in flight, which are not recovery's to touch).
-      const key = Deno.realPathSync(this.dbDir);
-      if (directoryUsers(this.dbDir) === 1) {
-        const recovery = this.#recoverBatches();
-        recoveries.set(key, recovery);
-        try {
-          await recovery;
-        } finally {
-          if (recoveries.get(key) === recovery) recoveries.delete(key);
-        }
-      } else {
-        await recoveries.get(key);
-      }
-      await this.#recordKeyTypes();
-    } catch (error) {
-      // Pools opened for recovery let go of their files with the directory.
-      const pools = [...this.#pools.values()];
-      this.#pools.clear();
-      await Promise.allSettled(pools.map((pool) => pool.closeAll()));
-      release();
-      throw error;
-    }
-    this.#releaseDirectory = release;
-  }
-
-  /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
-  async #recoverBatches(): Promise<void> {
-    const limit = Math.max(this.numShards, this.#pending?.span ?? 0);
-    const existing: number[] = [];
-    for (let shardId = 0; shardId < limit; shardId++) {
-      if (existsSync(this.shardPath(shardId))) existing.push(shardId);
-    }
-    this.#batchRecovery = await recoverBatches(existing, (shardId, fn) => {
-      const pool = this.getPool(shardId);
-      return pool.withConnection(fn).catch((error) => {
-        throw new ShardOperationError(shardId, pool.path, error);
-      });
-    });
+    this.#pools.trim();
+    this.#admission.leave();
   }
 
   /**
@@ -418,7 +226,8 @@ export class ShardManager implements ShardSource {
    * manager that shared a directory another manager of the process had opened first.
    */
   get batchRecovery(): BatchRecovery | null {
-    return this.#batchRecovery === null ? null : structuredClone(this.#batchRecovery);
+    const recovery = this.#directory.batchRecovery;
+    return recovery === null ? null : structuredClone(recovery);
   }
 
   /** The path of shard `shardId`'s file. */
@@ -428,52 +237,12 @@ export class ShardManager implements ShardSource {
 
   /** The pool of shard `shardId` (created on first use). */
   getPool(shardId: number): ConnectionPool {
-    if (this.#closed !== null) {
-      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
-    }
-    const limit = Math.max(this.numShards, this.#pending?.span ?? 0);
+    if (this.#admission.isClosed) throw this.#admission.closedError();
+    const limit = Math.max(this.numShards, this.#admission.pending?.span ?? 0);
     if (!Number.isSafeInteger(shardId) || shardId < 0 || shardId >= limit) {
       throw new RangeError(`shardId must be an integer from 0 to ${limit - 1}`);
     }
-    let pool = this.#pools.get(shardId);
-    if (pool === undefined) {
-      pool = new ConnectionPool(this.shardPath(shardId), {
-        name: `shard ${shardId}`,
-        ...this.#poolOptions,
-      });
-      this.#pools.set(shardId, pool);
-    } else if (this.#pools.size >= this.#maxOpenShards) {
-      // Mark it most recently used; only needed once the bound is near.
-      this.#pools.delete(shardId);
-      this.#pools.set(shardId, pool);
-    }
-    if (this.#pools.size > this.#maxOpenShards) this.#evictIdle(shardId);
-    return pool;
-  }
-
-  /**
-   * Closes least recently used pools nobody is using until at most `maxOpenShards` are
-   * open. A busy pool is never closed: the bound is exceeded while every pool is in use.
-   * A pool taken out here is closing; the next use of its shard opens a fresh one (which
-   * shares the file's handle while the old one finishes closing).
-   */
-  #evictIdle(keep: number): void {
-    for (const [shardId, pool] of this.#pools) {
-      if (this.#pools.size <= this.#maxOpenShards) return;
-      if (shardId === keep || !pool.isIdle) continue;
-      this.#evictions++;
-      this.#closePool(shardId, pool);
-    }
-  }
-
-  /** Takes `pool` out and closes it in the background (tracked until done). */
-  #closePool(shardId: number, pool: ConnectionPool): void {
-    this.#pools.delete(shardId);
-    const closing = pool.closeAll().catch(() => {
-      // A close that fails leaves the file for the next open to check; nothing to add.
-    });
-    this.#evicting.add(closing);
-    closing.finally(() => this.#evicting.delete(closing));
+    return this.#pools.get(shardId);
   }
 
   /**
@@ -496,35 +265,17 @@ export class ShardManager implements ShardSource {
    * ```
    */
   async closeIdleShards(): Promise<number> {
-    let closed = 0;
-    for (const [shardId, pool] of this.#pools) {
-      if (!pool.isIdle) continue;
-      closed++;
-      this.#closePool(shardId, pool);
-    }
-    await Promise.allSettled([...this.#evicting]);
-    return closed;
+    return await this.#pools.closeIdle();
   }
 
   /** Shard files open now, and how many were closed to respect `maxOpenShards`. */
   get openShards(): { open: number; max: number; evictions: number } {
-    return { open: this.#pools.size, max: this.#maxOpenShards, evictions: this.#evictions };
+    return this.#pools.stats;
   }
 
   /** The shard-key column recorded for `table`, if any. */
   getShardKeyColumn(table: string): string | undefined {
-    const tables = this.#map?.tables;
-    if (tables === undefined) return undefined;
-    const entry = tables[table] ?? tables[this.#recordedName(table) ?? ""];
-    return entry?.shardKey ?? undefined;
-  }
-
-  /** The name the map records for `table`: SQLite table names ignore ASCII case. */
-  #recordedName(table: string): string | undefined {
-    const tables = this.#map?.tables ?? {};
-    if (Object.hasOwn(tables, table)) return table;
-    const lower = table.toLowerCase();
-    return Object.keys(tables).find((name) => name.toLowerCase() === lower);
+    return this.#tables.shardKeyColumn(table);
   }
 
   /** The shard `key` maps to. */
@@ -534,19 +285,12 @@ export class ShardManager implements ShardSource {
 
   /** @internal The shard-key column of `table` with its type (the router's view). */
   getKeyColumn(table: string): KeyColumn | undefined {
-    const name = this.#recordedName(table);
-    if (name === undefined) return undefined;
-    let column = this.#keyColumns.get(name);
-    if (column === undefined) {
-      column = keyColumnFromEntry(name, this.#map?.tables[name]);
-      if (column !== undefined) this.#keyColumns.set(name, column);
-    }
-    return column;
+    return this.#tables.keyColumn(table);
   }
 
   /** @internal Whether the map records `table`. */
   hasTable(table: string): boolean {
-    return this.#recordedName(table) !== undefined;
+    return this.#tables.recordedName(table) !== undefined;
   }
 
   /**
@@ -554,45 +298,7 @@ export class ShardManager implements ShardSource {
    * version, 1 for older ones until a reshard moves them to 2.
    */
   get keyForm(): KeyForm {
-    return this.#map === null ? CURRENT_KEY_FORM : this.#map.keyForm ?? 1;
-  }
-
-  /**
-   * Records the key type of sharded tables whose map entry lacks it (maps written before
-   * key types were recorded), reading it from the first shard that has the table.
-   */
-  async #recordKeyTypes(): Promise<void> {
-    const map = this.#map as ShardMap;
-    const missing = Object.entries(map.tables).filter(([, e]) =>
-      e.shardKey !== null && e.keyType === undefined
-    );
-    if (missing.length === 0) return;
-    const tables = { ...map.tables };
-    for (const [table, entry] of missing) {
-      for (const shardId of this.strategy.getAllShardIds()) {
-        if (!existsSync(this.shardPath(shardId))) continue;
-        const schema = await this.getPool(shardId).withConnection((c) =>
-          readKeySchema(c, table, entry.shardKey as string)
-        );
-        if (schema === undefined) continue;
-        const { declaredType, rowidAlias, strictTable } = schema;
-        tables[table] = { ...entry, keyType: { declaredType, rowidAlias, strictTable } };
-        break;
-      }
-    }
-    this.#map = { ...map, tables };
-    this.#keyColumns.clear();
-    writeShardMap(this.dbDir, this.#map);
-  }
-
-  async #persistTables(change: (tables: ShardMap["tables"]) => void): Promise<void> {
-    await this.ready();
-    const map = this.#map as ShardMap;
-    const next: ShardMap = { ...map, tables: { ...map.tables } };
-    change(next.tables);
-    writeShardMap(this.dbDir, next);
-    this.#map = next;
-    this.#keyColumns.clear();
+    return this.#tables.keyForm;
   }
 
   /**
@@ -604,52 +310,7 @@ export class ShardManager implements ShardSource {
     columns: Readonly<Record<string, string>>,
     options: CreateTableOptions & { shardKey?: string } = {},
   ): Promise<void> {
-    const { shardKey, ...createOptions } = options;
-    const statement = buildCreateTable(table, columns, { ifNotExists: true, ...createOptions });
-    if (shardKey !== undefined) {
-      validateIdentifier(shardKey, "shard key column");
-      if (!Object.hasOwn(columns, shardKey)) {
-        throw new InvalidQueryError(
-          "shardKey",
-          `${shardKey} is not a column of ${table}; name one of: ${
-            Object.keys(columns).join(", ")
-          }`,
-        );
-      }
-    }
-    await this.ready();
-    const recorded = this.#recordedName(table);
-    if (recorded !== undefined) {
-      // Changing a table's shard key would route new rows differently from existing ones.
-      const existing = this.#map?.tables[recorded]?.shardKey ?? null;
-      if (existing !== (shardKey ?? null)) {
-        throw new InvalidQueryError(
-          "shardKey",
-          `table ${recorded} already exists with shard key ${existing ?? "(none)"}; its rows ` +
-            `are placed by it. Drop the table, or create it under another name`,
-        );
-      }
-    }
-    // The key's storage (affinity, rowid alias, STRICT) comes from the schema as SQLite
-    // built it; the key is indexed on every shard unless it leads the primary key.
-    const schemas = await this.#router.routeEachShard(async (c) => {
-      await c.exec(statement.sql);
-      if (shardKey === undefined) return undefined;
-      const schema = await readKeySchema(c, recorded ?? table, shardKey);
-      if (schema !== undefined) await ensureKeyIndex(c, recorded ?? table, schema);
-      return schema;
-    });
-    const schema = schemas.find((found) => found !== undefined);
-    await this.#persistTables((tables) => {
-      tables[recorded ?? table] = schema === undefined ? { shardKey: shardKey ?? null } : {
-        shardKey: shardKey ?? null,
-        keyType: {
-          declaredType: schema.declaredType,
-          rowidAlias: schema.rowidAlias,
-          strictTable: schema.strictTable,
-        },
-      };
-    });
+    await ddl.createTable(this.#parts, table, columns, options);
   }
 
   /**
@@ -659,18 +320,7 @@ export class ShardManager implements ShardSource {
    * The SQL must not hold BEGIN, COMMIT, END or ROLLBACK (InvalidQueryError).
    */
   async applySchema(sql: string): Promise<void> {
-    if (typeof sql !== "string" || sql.trim() === "") {
-      throw new TypeError("applySchema(sql): sql must be a non-empty string");
-    }
-    const control = findTransactionControl(sql);
-    if (control !== undefined) {
-      throw new InvalidQueryError(
-        "sql",
-        `applySchema runs its SQL as one transaction per shard; leave out the ` +
-          `${control.keyword} statement at offset ${control.offset}`,
-      );
-    }
-    await this.#router.routeEachShard((c) => c.transaction((tx) => tx.exec(sql)));
+    await ddl.applySchema(this.#parts, sql);
   }
 
   /**
@@ -718,10 +368,11 @@ export class ShardManager implements ShardSource {
   ): Promise<MigrateReport> {
     const prepared = await prepareMigrations(migrations);
     try {
-      return await this.#admitted(() => runMigrations(this, prepared, options));
+      return await admitted(this, () => runMigrations(this, prepared, options));
     } catch (error) {
-      if (error instanceof ReshardError && this.#pending !== null) {
-        throw pendingReshardRefusal(this.dbDir, this.#pending, error);
+      const pending = this.#admission.pending;
+      if (error instanceof ReshardError && pending !== null) {
+        throw pendingReshardRefusal(this.dbDir, pending, error);
       }
       throw error;
     }
@@ -729,16 +380,12 @@ export class ShardManager implements ShardSource {
 
   /** Every shard's applied migrations (`_shardlite_migrations`), in shard order. */
   migrationStatus(): Promise<ShardMigrationStatus[]> {
-    return this.#admitted(() => migrationStatus(this));
+    return admitted(this, () => migrationStatus(this));
   }
 
   /** Drops `table` on every shard and forgets it in the shard map. */
   async dropTable(table: string, options: { ifExists?: boolean } = {}): Promise<void> {
-    const statement = buildDropTable(table, { ifExists: options.ifExists ?? true });
-    await this.#router.routeEachShard((c) => c.exec(statement.sql));
-    await this.#persistTables((tables) => {
-      delete tables[this.#recordedName(table) ?? table];
-    });
+    await ddl.dropTable(this.#parts, table, options);
   }
 
   /** Inserts a row on its key's shard; the key may be omitted when the table has a shard key. */
@@ -933,64 +580,12 @@ export class ShardManager implements ShardSource {
 
   /** The layout: directory, shard count, strategy, shard files and tables. */
   getShardInfo(): ShardLayout {
-    return {
-      dbDir: this.dbDir,
-      numShards: this.numShards,
-      strategy: this.strategy.describe(),
-      shards: this.strategy.getAllShardIds().map((shardId) => ({
-        shardId,
-        path: this.shardPath(shardId),
-      })),
-      tables: structuredClone(this.#map?.tables ?? {}),
-    };
+    return stats.shardLayout(this.#parts);
   }
 
   /** Per-shard figures: file size, rows per table, pool stats. */
   async getShardStats(): Promise<ShardStats[]> {
-    await this.ready();
-    const tables = Object.keys(this.#map?.tables ?? {});
-    const stats: ShardStats[] = [];
-    // At most maxConcurrentShards at once: each one opens its shard.
-    const ids = this.strategy.getAllShardIds();
-    for (let at = 0; at < ids.length; at += this.maxConcurrentShards) {
-      stats.push(...await this.#statsOf(ids.slice(at, at + this.maxConcurrentShards), tables));
-    }
-    return stats;
-  }
-
-  #statsOf(ids: readonly number[], tables: readonly string[]): Promise<ShardStats[]> {
-    return Promise.all(
-      ids.map(async (shardId) => {
-        const path = this.shardPath(shardId);
-        let sizeBytes = 0;
-        let exists = false;
-        try {
-          sizeBytes = (await Deno.stat(path)).size;
-          exists = true;
-          // Committed pages may still sit in the WAL until the next checkpoint.
-          sizeBytes += (await Deno.stat(`${path}-wal`)).size;
-        } catch {
-          // No file, or no WAL.
-        }
-        const rows: Record<string, number> = {};
-        let pool = this.#pools.get(shardId);
-        if (exists) {
-          pool = this.getPool(shardId);
-          await pool.withConnection(async (c) => {
-            for (const table of tables) {
-              // Names come from the map file: quote (and so validate) them again.
-              const row = await c.get(
-                `SELECT count(*) AS n FROM ${quoteIdentifier(table, "table")}`,
-              );
-              rows[table] = Number(row?.["n"] ?? 0);
-            }
-          }).catch((error) => {
-            throw new ShardOperationError(shardId, path, error);
-          });
-        }
-        return { shardId, path, exists, sizeBytes, rows, pool: pool?.getPoolStats() ?? null };
-      }),
-    );
+    return await stats.shardStats(this.#parts);
   }
 
   /**
@@ -998,41 +593,7 @@ export class ShardManager implements ShardSource {
    * file passes `PRAGMA quick_check`.
    */
   async validateShardFiles(): Promise<boolean> {
-    await this.ready();
-    try {
-      const map = readShardMap(this.dbDir);
-      if (map === undefined) return false;
-      checkLayout(this.dbDir, map, this.strategy);
-    } catch {
-      return false;
-    }
-    const results = await Promise.all(
-      this.strategy.getAllShardIds().map(async (shardId) => {
-        try {
-          await Deno.stat(this.shardPath(shardId));
-        } catch {
-          return true;
-        }
-        try {
-          return await this.getPool(shardId).withConnection(async (c) => {
-            const check = await c.get("PRAGMA quick_check");
-            if (check?.["quick_check"] !== "ok") return false;
-            // An emptied file checks "ok": it must still hold every table of the map.
-            for (const table of Object.keys(this.#map?.tables ?? {})) {
-              const found = await c.get(
-                "SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
-                [table],
-              );
-              if (found === undefined) return false;
-            }
-            return true;
-          });
-        } catch {
-          return false;
-        }
-      }),
-    );
-    return results.every(Boolean);
+    return await stats.validateShardFiles(this.#parts);
   }
 
   /**
@@ -1055,14 +616,13 @@ export class ShardManager implements ShardSource {
    * ```
    */
   verifyPlacement(options?: VerifyPlacementOptions): Promise<PlacementReport> {
-    return this.#admitted(() =>
+    return admitted(this, () =>
       verifyPlacement({
-        map: this.#map as ShardMap,
+        map: this.#tables.current as ShardMap,
         strategy: this.strategy,
-        exists: (id) => existsSync(this.shardPath(id)),
+        exists: (id) => fileExists(this.shardPath(id)),
         pool: (id) => this.getPool(id),
-      }, options)
-    );
+      }, options));
   }
 
   /**
@@ -1074,40 +634,7 @@ export class ShardManager implements ShardSource {
    * too (`unroutable`). Operations wait while it runs.
    */
   async repairPlacement(options: ReshardOptions = {}): Promise<RepairReport> {
-    if (this.#closed !== null) {
-      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
-    }
-    await this.#startOpening();
-    if (this.#gate !== null) throw new ReshardError(this.dbDir, "a reshard is already running");
-    const pending = this.#pending;
-    if (pending !== null && pending.mode !== "repair") {
-      throw new ReshardError(
-        this.dbDir,
-        `an unfinished reshard to ${JSON.stringify(pending.to)} must be resumed (or rolled ` +
-          `back with abortReshard()) before placement can be repaired`,
-      );
-    }
-    const plan = pending ?? newPlan(this.#map as ShardMap, this.strategy, this.strategy, "repair");
-    const report = await this.#runReshard(plan, this.strategy, options, pending !== null);
-    return {
-      scanned: report.scanned,
-      moved: report.moved,
-      conflicts: plan.conflicts ?? [],
-      unroutable: plan.unroutable ?? [],
-      resumed: report.resumed,
-      durationMs: report.durationMs,
-    };
-  }
-
-  /** Runs `fn` as an operation: it waits for a running reshard, and a reshard waits for it. */
-  async #admitted<T>(fn: () => Promise<T>): Promise<T> {
-    while (!this.isReady) await this.ready();
-    this.enter();
-    try {
-      return await fn();
-    } finally {
-      this.leave();
-    }
+    return await resharding.repairPlacement(this.#parts, options);
   }
 
   /**
@@ -1117,7 +644,7 @@ export class ShardManager implements ShardSource {
    * is one global point in time; the report says for how long (`pausedMs`).
    */
   backup(destDir: string, options?: BackupOptions): Promise<BackupReport> {
-    return this.#admitted(() => backupShards(this, destDir, options));
+    return admitted(this, () => backupShards(this, destDir, options));
   }
 
   /**
@@ -1164,44 +691,7 @@ export class ShardManager implements ShardSource {
     options: ReshardOptions = {},
   ): Promise<ReshardReport> {
     const to = typeof target === "number" ? new HashStrategy(target) : target;
-    if (this.#closed !== null) {
-      throw new PoolClosedError(this.dbDir, "the shard manager was shut down");
-    }
-    await this.#startOpening();
-    if (this.#gate !== null) throw new ReshardError(this.dbDir, "a reshard is already running");
-    const pending = this.#pending;
-    if (pending !== null && !sameLayout(pending.to, to.describe())) {
-      throw new ReshardError(
-        this.dbDir,
-        `an unfinished reshard to ${JSON.stringify(pending.to)} must be resumed (or rolled ` +
-          `back with abortReshard()) before another one starts`,
-      );
-    }
-    if (
-      pending === null && sameLayout(this.strategy.describe(), to.describe()) &&
-      this.keyForm === CURRENT_KEY_FORM
-    ) {
-      const empty: Record<string, { scanned: number; moved: number }> = {};
-      for (const table of Object.keys(this.#map?.tables ?? {})) {
-        empty[table] = { scanned: 0, moved: 0 };
-      }
-      return {
-        from: to.describe(),
-        to: to.describe(),
-        tables: empty,
-        scanned: 0,
-        moved: 0,
-        resumed: false,
-        removedFiles: [],
-        durationMs: 0,
-      };
-    }
-    return await this.#runReshard(
-      pending ?? newPlan(this.#map as ShardMap, this.strategy, to),
-      to,
-      options,
-      pending !== null,
-    );
+    return await resharding.reshard(this.#parts, to, options);
   }
 
   /**
@@ -1209,108 +699,11 @@ export class ShardManager implements ShardSource {
    * assigns it, the files the reshard created are deleted, and the old map stays.
    */
   async abortReshard(options: ReshardOptions = {}): Promise<ReshardReport> {
-    await this.#startOpening();
-    const pending = this.#pending;
-    if (pending === null) throw new ReshardError(this.dbDir, "there is no unfinished reshard");
-    if (pending.state === "committed") {
-      return await this.reshard(strategyFromDescriptor(pending.to), options);
-    }
-    const back = strategyFromDescriptor(pending.from);
-    const plan = newPlan(this.#map as ShardMap, this.strategy, back, pending.mode ?? "reshard");
-    plan.toKeyForm = pending.fromKeyForm ?? 1;
-    plan.span = Math.max(plan.span, pending.span);
-    plan.scan = plan.span;
-    return await this.#runReshard(plan, back, options, false);
-  }
-
-  async #runReshard(
-    plan: ReshardPlan,
-    to: ShardingStrategy,
-    options: ReshardOptions,
-    resumed: boolean,
-  ): Promise<ReshardReport> {
-    let open!: () => void;
-    this.#gate = new Promise<void>((resolve) => open = resolve);
-    this.#pending = plan;
-    try {
-      // Let operations already admitted finish; new ones wait at the gate.
-      if (this.#inFlight > 0) {
-        await new Promise<void>((resolve) => this.#drained = resolve);
-        this.#drained = null;
-      }
-      // Another manager of this process on the directory would keep routing by the old
-      // layout, and its batches in flight are not for recovery to touch.
-      if (directoryUsers(this.dbDir) > 1) {
-        throw new ReshardError(
-          this.dbDir,
-          `another ShardManager in this process has the directory open; shut it down ` +
-            `first (it would keep routing by the old layout)`,
-        );
-      }
-      // No batch bookkeeping may outlive the layout it names: with nothing in flight,
-      // finish or clear every batch (of any router over this manager) first.
-      await this.#router.flushBatches();
-      await this.#recoverBatches();
-      const waiting = this.#batchRecovery?.pending ?? [];
-      if (waiting.length > 0) {
-        const first = waiting[0] as BatchRecovery["pending"][number];
-        throw new ReshardError(
-          this.dbDir,
-          `${waiting.length} insertMany batch part(s) cannot be completed (batch ` +
-            `${first.batch}, shard ${first.shard}: ${first.error}); a reshard would route ` +
-            `them by the wrong layout. Repair shard ${first.shard} (see ` +
-            `manager.batchRecovery), then reshard again.`,
-        );
-      }
-      const fromCount = this.strategy.numShards;
-      const report = await runReshard(
-        {
-          dbDir: this.dbDir,
-          map: this.#map as ShardMap,
-          pool: (id) => this.getPool(id),
-          writePlan: (p) => writeJsonAtomic(`${this.dbDir}/${RESHARD_PLAN_FILE}`, p),
-          deletePlan: () => Deno.removeSync(`${this.dbDir}/${RESHARD_PLAN_FILE}`),
-          commitMap: (map) => {
-            writeShardMap(this.dbDir, map);
-            this.#map = map;
-            this.#keyColumns.clear();
-            this.#strategy = to;
-            this.#router.setStrategy(to);
-          },
-          removeShard: async (id) => {
-            const pool = this.#pools.get(id);
-            this.#pools.delete(id);
-            await pool?.closeAll();
-            // A pool closed to respect maxOpenShards may still be closing.
-            await Promise.allSettled([...this.#evicting]);
-            const removed: string[] = [];
-            for (const path of [this.shardPath(id), `${this.shardPath(id)}-wal`]) {
-              try {
-                await Deno.remove(path);
-                removed.push(path);
-              } catch (error) {
-                if (!(error instanceof Deno.errors.NotFound)) throw error;
-              }
-            }
-            return removed;
-          },
-        },
-        plan,
-        to,
-        fromCount,
-        options,
-        resumed,
-      );
-      this.#pending = null;
-      return report;
-    } finally {
-      // A failed or aborted run leaves its plan pending (resumable); ops stay refused.
-      if (this.#pending !== null && !existsSync(`${this.dbDir}/${RESHARD_PLAN_FILE}`)) {
-        this.#pending = null;
-      }
-      this.#gate = null;
-      open();
-    }
+    return await resharding.abortReshard(
+      this.#parts,
+      options,
+      (to) => this.reshard(to, options),
+    );
   }
 
   /**
@@ -1318,48 +711,25 @@ export class ShardManager implements ShardSource {
    * files can be moved or deleted, and further calls get PoolClosedError. Idempotent.
    */
   shutdown(options?: { graceMs?: number }): Promise<void> {
-    this.#closed ??= (async () => {
-      managers.delete(this);
-      // Best effort: whatever is left is cleaned when the directory is next opened.
-      await this.#router.flushBatches((id) => this.#pools.get(id)).catch(() => {});
-      const pools = [...this.#pools.values()];
-      const results = await Promise.allSettled(pools.map((p) => p.closeAll(options)));
-      await Promise.allSettled([...this.#evicting]);
-      this.#releaseDirectory?.();
-      this.#releaseDirectory = null;
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-    })();
+    if (this.#closed === null) {
+      this.#closed = this.#shutdown(options);
+      this.#admission.close();
+    }
     return this.#closed;
+  }
+
+  async #shutdown(options: { graceMs?: number } | undefined): Promise<void> {
+    managers.delete(this);
+    // Best effort: whatever is left is cleaned when the directory is next opened.
+    await this.#router.flushBatches((id) => this.#pools.peek(id)).catch(() => {});
+    const results = await this.#pools.closeAll(options);
+    this.#directory.release();
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** Shuts the manager down at the end of an `await using` scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
   }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Reads an unfinished reshard plan of `dbDir`, if any. */
-function readReshardPlan(dbDir: string): ReshardPlan | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`${dbDir}/${RESHARD_PLAN_FILE}`);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  const plan = JSON.parse(text) as ReshardPlan;
-  if (plan?.format !== 1) {
-    throw new ReshardError(dbDir, `${RESHARD_PLAN_FILE} has an unknown format`);
-  }
-  return plan;
 }

@@ -6,7 +6,7 @@
  */
 
 import type { ShardManager } from "../api/manager.ts";
-import type { CheckFinding } from "./commands.ts";
+import type { CheckFinding } from "./check.ts";
 
 /** What `check` reports about placement (in `--json` output). */
 export interface PlacementFindings {

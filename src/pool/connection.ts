@@ -179,6 +179,18 @@ export class PooledConnection {
     return this.#released ? new LeaseReleasedError(this.#file.path, this.id) : undefined;
   }
 
+  /** @internal The error for an asynchronous driver that did not answer in time. */
+  answerTimeout(waitedMs: number, what: string): PoolTimeoutError {
+    return new PoolTimeoutError({
+      path: this.#file.path,
+      timeoutMs: this.#timeoutMs,
+      waitedMs,
+      counts: this.pool.counts(),
+      waitingFor: "driver",
+      detail: `lease #${this.id} got no answer to ${what}`,
+    });
+  }
+
   /** @internal The error for a statement that waited too long for a transaction. */
   transactionTimeout(waitedMs: number): PoolTimeoutError {
     const owner = this.#file.transactionOwner;

@@ -194,6 +194,21 @@ export function openPools(): ConnectionPool[] {
   return [...openPoolSet];
 }
 
+let defaultDriver: Driver = wasmDriver;
+
+/**
+ * @internal For tests only: the driver of pools whose options name none (`wasmDriver`
+ * unless changed). The conformance suite runs the same tests once per driver with it.
+ */
+export function setDefaultDriverForTests(driver: Driver): void {
+  defaultDriver = driver;
+}
+
+/** @internal The driver pools use when their options name none (`wasmDriver`). */
+export function defaultPoolDriver(): Driver {
+  return defaultDriver;
+}
+
 /**
  * A pool of leases over one shard file. With node-sqlite3-wasm every lease is a
  * session over the file's single EXCLUSIVE + WAL handle (shared by every pool of the
@@ -296,7 +311,7 @@ export class ConnectionPool {
       ? undefined
       : positiveMs(options.leakDetectionMs, "leakDetectionMs");
     this.#fileOptions = {
-      driver: options.driver ?? wasmDriver,
+      driver: options.driver ?? defaultDriver,
       statementCacheSize: options.statementCacheSize === undefined
         ? 128
         : (options.statementCacheSize === 0
@@ -312,7 +327,7 @@ export class ConnectionPool {
         ? 30_000
         : positiveMs(options.idleValidationMs, "idleValidationMs"),
       synchronous: options.synchronous ?? "full",
-      access: checkAccess(options.access, options.driver ?? wasmDriver),
+      access: checkAccess(options.access, options.driver ?? defaultDriver),
     };
     if (this.#fileOptions.synchronous !== "full" && this.#fileOptions.synchronous !== "normal") {
       throw new TypeError(`synchronous must be "full" or "normal"`);

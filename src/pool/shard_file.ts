@@ -43,6 +43,8 @@ export class Session {
 export interface TimeoutReporter {
   /** The error to reject with after waiting `waitedMs` for a sibling's transaction. */
   transactionTimeout(waitedMs: number): Error;
+  /** The error to reject with when an asynchronous driver gave no answer to `what`. */
+  answerTimeout(waitedMs: number, what: string): Error;
   /** The error to reject with when the lease was returned while the statement waited. */
   releasedError(): Error | undefined;
 }
@@ -243,6 +245,15 @@ export class ShardFile {
   #closed = false;
   // An asynchronous open under way, and statements sent but not yet answered.
   #opening: Promise<void> | null = null;
+  // A dropped handle not known to be closed yet: no other handle opens until it is (two
+  // handles on the file at once would fight over its lock and WAL).
+  #closing: { handle: DriverHandle; done: Promise<boolean> | null; attempts: number } | null = null;
+  // Callers waiting for an asynchronous driver's answer (failed when the file closes).
+  readonly #waitingAnswers = new Set<(error: Error) => void>();
+  // Shared access: ROLLBACKs still under way (their handles become spare when done).
+  readonly #rollbacks = new Set<Promise<void>>();
+  // Shared access: handles whose close failed (one may hold the write lock): retried.
+  readonly #zombies: DriverHandle[] = [];
   #inFlight = 0;
   // Shared access: each open transaction has a handle of its own; spare ones are reused.
   readonly #shared: boolean;
@@ -366,9 +377,8 @@ export class ShardFile {
 
   #configure(handle: DriverHandle, staleLockCleared: boolean): MaybePromise<void> {
     const failed = (error: unknown): never => {
-      void Promise.resolve().then(() => handle.close()).catch(() => {
-        // The open failed already; report that.
-      });
+      // Closed before anything else opens (the open failed already; report that).
+      this.#retire(handle);
       if (error instanceof ShardliteError) throw error;
       throw new ShardOpenError(this.path, `cannot configure the database`, { cause: error });
     };
@@ -452,7 +462,7 @@ export class ShardFile {
   #dropHandle(reason: string, error: unknown): void {
     const handle = this.#handle;
     this.#handle = null;
-    if (handle !== null) closeQuietly(handle);
+    if (handle !== null) this.#retire(handle);
     const owner = this.#txOwner;
     if (owner !== null) {
       owner.lostTransaction = new ConnectionBrokenError(
@@ -466,10 +476,61 @@ export class ShardFile {
     this.#emit({ type: "handle-replaced", path: this.path, reason, error });
   }
 
+  /**
+   * Closes a handle that is done with (broken, or half opened). Until its close has
+   * succeeded no other handle is opened: one that cannot be closed is retried first.
+   */
+  #retire(handle: DriverHandle, attempts = 1): void {
+    const closing = { handle, done: null as Promise<boolean> | null, attempts };
+    this.#closing = closing;
+    const settled = (ok: boolean) => {
+      if (ok && this.#closing === closing) this.#closing = null;
+      return ok;
+    };
+    try {
+      const closed = handle.close();
+      if (isPromise(closed)) closing.done = closed.then(() => settled(true), () => settled(false));
+      else settled(true);
+    } catch {
+      settled(false); // kept: the next open tries again first
+    }
+  }
+
+  /** Waits for (or retries) the close of a retired handle; throws while it stays open. */
+  #afterClosing(budgetMs: number): MaybePromise<void> {
+    const closing = this.#closing;
+    if (closing === null) return;
+    if (closing.done !== null) {
+      // An asynchronous close that lags is waited for up to `budgetMs` (half the caller's
+      // timeout), then abandoned: a remote connection that does not answer is gone.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const abandoned = new Promise<boolean | "late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), budgetMs);
+      });
+      return Promise.race([closing.done, abandoned]).then((ok) => {
+        clearTimeout(timer);
+        if (ok === "late") {
+          if (this.#closing === closing) this.#closing = null;
+          return;
+        }
+        if (!ok && this.#closing === closing) this.#closing = null; // given up: never touched again
+      });
+    }
+    // Tried once more now; a close that keeps failing is given up (the file must stay
+    // usable), and the handle is never touched again.
+    this.#retire(closing.handle, closing.attempts + 1);
+    if (this.#closing !== null && this.#closing.done !== null) return this.#afterClosing(budgetMs);
+    this.#closing = null;
+  }
+
   /** Reopens after a failure, never creating a file that went missing. */
-  #ensureHandle(): MaybePromise<DriverHandle> {
+  #ensureHandle(timeoutMs = 30_000): MaybePromise<DriverHandle> {
     if (this.#closed) throw new ShardOpenError(this.path, "the shard file was closed");
-    if (this.#opening !== null) return this.#opening.then(() => this.#ensureHandle());
+    if (this.#opening !== null) return this.#opening.then(() => this.#ensureHandle(timeoutMs));
+    if (this.#handle === null && this.#closing !== null) {
+      const waited = this.#afterClosing(timeoutMs / 2);
+      if (isPromise(waited)) return waited.then(() => this.#ensureHandle(timeoutMs));
+    }
     if (this.#failure !== null) {
       // Reopen only a real database: never an emptied file SQLite would take as new.
       const exists = hasSqliteHeader(this.path);
@@ -488,7 +549,7 @@ export class ShardFile {
       this.#stats.handlesReplaced++;
       if (isPromise(opened)) {
         this.#track(opened);
-        return opened.then(() => this.#ensureHandle());
+        return opened.then(() => this.#ensureHandle(timeoutMs));
       }
     }
     return this.#handle as DriverHandle;
@@ -508,13 +569,17 @@ export class ShardFile {
     if (this.#shared) {
       return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
     }
-    if (this.#txOwner === session) return this.#runNow(session, op, sql, params, control, false);
+    if (this.#txOwner === session) {
+      return this.#runNow(session, op, sql, params, control, false, timeoutMs, reporter);
+    }
     if (!this.#mutex.isLocked() && this.#handle !== null) {
-      if (control === Control.None) return this.#runNow(session, op, sql, params, control, false);
+      if (control === Control.None) {
+        return this.#runNow(session, op, sql, params, control, false, timeoutMs, reporter);
+      }
       // A statement that may open a transaction takes the handle before it is sent, so
       // nothing of a sibling's can run inside the transaction, even on an async driver.
       void this.#mutex.acquire(); // free: taken synchronously
-      return this.#runNow(session, op, sql, params, control, true);
+      return this.#runNow(session, op, sql, params, control, true, timeoutMs, reporter);
     }
     return this.#runAfterWait(session, op, sql, params, control, timeoutMs, reporter);
   }
@@ -541,8 +606,10 @@ export class ShardFile {
       }
     }
     try {
-      const handle = this.#ensureHandle();
-      if (isPromise(handle)) await handle;
+      const handle = this.#ensureHandle(timeoutMs);
+      if (isPromise(handle)) {
+        await this.#deadline(handle, timeoutMs, reporter, "the handle to open", null);
+      }
     } catch (error) {
       if (holdsMutex) this.#mutex.release();
       throw error;
@@ -557,7 +624,7 @@ export class ShardFile {
         holdsMutex = true;
       }
     }
-    return await this.#runNow(session, op, sql, params, control, holdsMutex);
+    return await this.#runNow(session, op, sql, params, control, holdsMutex, timeoutMs, reporter);
   }
 
   #acquireMutex(timeoutMs: number, reporter: TimeoutReporter): Promise<void> {
@@ -579,6 +646,55 @@ export class ShardFile {
     });
   }
 
+  /**
+   * An asynchronous driver's answer, bounded by `timeoutMs`: past it the caller gets the
+   * reporter's timeout error, and `handle` (whose state is then unknown) is dropped; a
+   * late answer is ignored.
+   */
+  #deadline<T>(
+    promise: Promise<T>,
+    timeoutMs: number,
+    reporter: TimeoutReporter,
+    what: string,
+    handle: DriverHandle | null,
+  ): Promise<T> {
+    const started = performance.now();
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      // Closing the file fails a caller still waiting for an answer.
+      const onClose = (error: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        reject(error);
+      };
+      this.#waitingAnswers.add(onClose);
+      const timer = setTimeout(() => {
+        this.#waitingAnswers.delete(onClose);
+        done = true;
+        const error = reporter.answerTimeout(performance.now() - started, what);
+        if (handle !== null && this.#handle === handle) {
+          this.#stats.handleErrors++;
+          this.#dropHandle(`no answer within ${timeoutMs} ms to ${what}`, error);
+        }
+        reject(error);
+      }, timeoutMs);
+      promise.then((value) => {
+        this.#waitingAnswers.delete(onClose);
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(value);
+      }, (error: unknown) => {
+        this.#waitingAnswers.delete(onClose);
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  }
+
   #runNow(
     session: Session,
     op: Op,
@@ -586,6 +702,8 @@ export class ShardFile {
     params: Params | undefined,
     control: Control,
     holdsMutex: boolean,
+    timeoutMs: number,
+    reporter: TimeoutReporter,
   ): OpResult | Promise<OpResult> {
     const handle = this.#handle;
     if (handle === null) {
@@ -600,7 +718,8 @@ export class ShardFile {
     }
     if (isPromise(result)) {
       this.#inFlight++;
-      return result.then((value) => {
+      const answer = this.#deadline(result, timeoutMs, reporter, describeSql(sql), handle);
+      return answer.then((value) => {
         this.#inFlight--;
         this.#after(session, handle, control, holdsMutex);
         return shape(op, value);
@@ -696,7 +815,10 @@ export class ShardFile {
       if (control === Control.None) {
         if (this.#handle === null || this.#opening !== null) {
           return (async () => {
-            await this.#ensureHandle();
+            const opened = this.#ensureHandle(timeoutMs);
+            if (isPromise(opened)) {
+              await this.#deadline(opened, timeoutMs, reporter, "the handle to open", null);
+            }
             return await this.#sharedStatement(
               session,
               op,
@@ -710,12 +832,22 @@ export class ShardFile {
         }
         handle = this.#handle;
       } else {
+        this.#retryZombies();
         const spare = this.#spareHandles.pop();
+        if (spare === undefined && this.#rollbacks.size > 0) {
+          // A handle being rolled back is about to be spare: wait for it, open no other.
+          const next = Promise.race([...this.#rollbacks]);
+          return this.#deadline(next, timeoutMs, reporter, "a ROLLBACK to finish", null).then(() =>
+            this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter)
+          );
+        }
         if (spare === undefined) {
-          return this.#openExtra().then((opened) => {
-            this.#spareHandles.push(opened);
-            return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
-          });
+          const extra = this.#openExtra();
+          return this.#deadline(extra, timeoutMs, reporter, "a transaction handle to open", null)
+            .then((opened) => {
+              this.#spareHandles.push(opened);
+              return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
+            });
         }
         handle = spare;
         this.#txHandles.set(session, handle);
@@ -731,6 +863,7 @@ export class ShardFile {
       performance.now(),
       timeoutMs,
       1,
+      reporter,
     );
   }
 
@@ -744,6 +877,7 @@ export class ShardFile {
     started: number,
     timeoutMs: number,
     backoffMs: number,
+    reporter: TimeoutReporter,
   ): OpResult | Promise<OpResult> {
     const failed = (error: unknown): OpResult | Promise<OpResult> => {
       // BUSY on a statement that changed nothing yet (autocommit, BEGIN, COMMIT): retry,
@@ -782,6 +916,7 @@ export class ShardFile {
             started,
             timeoutMs,
             Math.min(backoffMs * 2, 50),
+            reporter,
           )
         );
       }
@@ -796,11 +931,21 @@ export class ShardFile {
       return failed(error);
     }
     if (isPromise(result)) {
-      return result.then((value) => {
+      const answer = this.#deadline(result, timeoutMs, reporter, describeSql(sql), null);
+      return answer.then((value) => {
         this.#statements++;
         if (control !== Control.None) this.#settleShared(session, handle);
         return shape(op, value);
-      }, failed);
+      }, (error: unknown) => {
+        // No answer: this handle's state is unknown, so it is not used again.
+        if (error instanceof PoolTimeoutError && error.waitingFor === "driver") {
+          if (this.#txHandles.get(session) === handle) this.#txHandles.delete(session);
+          if (handle === this.#handle) this.#dropHandle("no answer from the driver", error);
+          else this.#closeOrKeep(handle);
+          throw error;
+        }
+        return failed(error);
+      });
     }
     this.#statements++;
     if (control !== Control.None) this.#settleShared(session, handle);
@@ -811,9 +956,9 @@ export class ShardFile {
   #settleShared(session: Session, handle: DriverHandle): void {
     if (this.#txHandles.get(session) !== handle || safeInTransaction(handle)) return;
     this.#txHandles.delete(session);
-    if (this.#closed || !handle.isOpen) closeQuietly(handle);
+    if (this.#closed || !handle.isOpen) this.#closeOrKeep(handle);
     else if (this.#spareHandles.length < 4) this.#spareHandles.push(handle);
-    else closeQuietly(handle);
+    else this.#closeOrKeep(handle);
   }
 
   /** Classifies an error on a shared-access handle; a broken transaction handle is dropped. */
@@ -826,13 +971,39 @@ export class ShardFile {
     }
     this.#stats.handleErrors++;
     this.#txHandles.delete(session);
-    closeQuietly(handle);
+    this.#closeOrKeep(handle);
     return new ConnectionBrokenError(
       this.path,
       `the transaction's handle broke (${(error as Error).message}); the transaction was lost. ` +
         `Roll back and retry.`,
       { cause: error },
     );
+  }
+
+  /** Closes a shared-access handle; one that will not close is kept and retried later. */
+  #closeOrKeep(handle: DriverHandle): void {
+    try {
+      const closed = handle.close();
+      if (isPromise(closed)) closed.catch(() => this.#zombies.push(handle));
+    } catch {
+      this.#zombies.push(handle);
+    }
+  }
+
+  /** Tries again to close handles that failed to (their locks would block every writer). */
+  #retryZombies(): void {
+    if (this.#zombies.length === 0) return;
+    for (const zombie of this.#zombies.splice(0)) {
+      try {
+        if (safeInTransaction(zombie)) {
+          const rolledBack = zombie.exec("ROLLBACK");
+          if (isPromise(rolledBack)) rolledBack.catch(() => {});
+        }
+      } catch {
+        // Closing releases its locks all the same.
+      }
+      this.#closeOrKeep(zombie);
+    }
   }
 
   /** Opens (and configures) one more handle on the file, for a transaction. */
@@ -855,7 +1026,7 @@ export class ShardFile {
           cacheSizeKiB: this.#options.cacheSizeKiB,
         });
       } catch (error) {
-        closeQuietly(handle);
+        this.#closeOrKeep(handle);
         throw new ShardOpenError(this.path, `cannot configure the database`, { cause: error });
       }
       this.#stats.handlesOpened++;
@@ -866,15 +1037,22 @@ export class ShardFile {
   #rollbackShared(session: Session): boolean {
     const handle = this.#txHandles.get(session);
     if (handle === undefined) return false;
-    const done = () => this.#settleShared(session, handle);
-    const failed = () => {
-      this.#txHandles.delete(session);
-      closeQuietly(handle);
+    // The session lets go of the handle at once; the handle is spare again once rolled back.
+    this.#txHandles.delete(session);
+    const done = () => {
+      if (this.#closed || !handle.isOpen || safeInTransaction(handle)) this.#closeOrKeep(handle);
+      else if (this.#spareHandles.length < 4) this.#spareHandles.push(handle);
+      else this.#closeOrKeep(handle);
     };
+    const failed = () => this.#closeOrKeep(handle);
     try {
       const rolledBack = safeInTransaction(handle) ? handle.exec("ROLLBACK") : undefined;
-      if (isPromise(rolledBack)) rolledBack.then(done, failed);
-      else done();
+      if (isPromise(rolledBack)) {
+        const tracked: Promise<void> = rolledBack.then(done, failed).finally(() =>
+          this.#rollbacks.delete(tracked)
+        );
+        this.#rollbacks.add(tracked);
+      } else done();
     } catch {
       failed();
     }
@@ -897,8 +1075,9 @@ export class ShardFile {
       }
       session.lostTransaction = null;
     };
+    let owner: Session = session;
     const released = () => {
-      if (this.#txOwner !== session) return;
+      if (this.#txOwner !== owner) return;
       this.#txOwner = null;
       this.#mutex.release();
     };
@@ -906,8 +1085,11 @@ export class ShardFile {
       const rolledBack = handle !== null && handle.inTransaction
         ? handle.exec("ROLLBACK")
         : undefined;
-      // Asynchronous: siblings keep waiting until the ROLLBACK is done.
       if (isPromise(rolledBack)) {
+        // The session is free at once (its lease may be reused); the handle stays taken,
+        // under a stand-in owner, until the ROLLBACK is done: siblings keep waiting.
+        owner = new Session(-session.id);
+        this.#txOwner = owner;
         rolledBack.then(released, failed);
         return true;
       }
@@ -964,6 +1146,15 @@ export class ShardFile {
       this.#txOwner = null;
       this.#mutex.release();
     }
+    for (const fail of [...this.#waitingAnswers]) {
+      fail(
+        new ConnectionBrokenError(
+          this.path,
+          "the shard file was closed while waiting for the driver",
+        ),
+      );
+    }
+    this.#waitingAnswers.clear();
     // Closing a handle rolls its transaction back; a lease still holding one loses it.
     for (const [session, extra] of this.#txHandles) {
       session.lostTransaction = new ConnectionBrokenError(this.path, "the shard file was closed");
@@ -1027,4 +1218,9 @@ function safeInTransaction(handle: DriverHandle): boolean {
   } catch {
     return false;
   }
+}
+
+/** A statement as named in messages: its first 80 characters. */
+function describeSql(sql: string): string {
+  return sql.length > 80 ? `${sql.slice(0, 80)}…` : sql;
 }

@@ -12,6 +12,7 @@ import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import {
   applyPart,
+  BATCH_OWNER_SEPARATOR,
   type BatchLedger,
   type BatchPart,
   CREATE_BATCH_TABLE,
@@ -41,7 +42,7 @@ interface PreparedBatch {
 }
 
 export async function writeAtomically(
-  source: { getPool(shardId: number): ConnectionPool },
+  source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
   ledger: BatchLedger,
   table: string,
   shares: readonly ShardWrite[],
@@ -49,7 +50,7 @@ export async function writeAtomically(
   const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
   const shardIds = writes.map((w) => w.shardId);
   if (shardIds.length === 0) return 0; // nothing to write
-  const batch = shardIds.length > 1 ? prepareBatch(table, writes) : undefined;
+  const batch = shardIds.length > 1 ? prepareBatch(table, writes, source.batchOwner) : undefined;
   // Commit order: the coordinator first; its COMMIT is the batch's commit point.
   const commitOrder = shardIds.map((_, i) => i);
   if (batch !== undefined) {
@@ -164,7 +165,11 @@ async function landPart(
  * A batch over several shards: the heaviest share coordinates and carries the others'
  * writes in its redo record.
  */
-function prepareBatch(table: string, writes: readonly ShardWrite[]): PreparedBatch {
+function prepareBatch(
+  table: string,
+  writes: readonly ShardWrite[],
+  owner: string | undefined,
+): PreparedBatch {
   let coordinator = (writes[0] as ShardWrite).shardId;
   let most = -1;
   for (const w of writes) {
@@ -181,7 +186,10 @@ function prepareBatch(table: string, writes: readonly ShardWrite[]): PreparedBat
     return share.part;
   });
   return {
-    id: crypto.randomUUID(),
+    // A live owner's batches are its own to finish: recovery elsewhere leaves them alone.
+    id: owner === undefined
+      ? crypto.randomUUID()
+      : `${owner}${BATCH_OWNER_SEPARATOR}${crypto.randomUUID()}`,
     coordinator,
     others: others.map((w) => w.shardId),
     parts,

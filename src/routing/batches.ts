@@ -23,6 +23,18 @@ import type { Row, SqlInput, SqlValue } from "../types.ts";
 import { buildDelete, buildInsert, buildUpdate, packInsert } from "../sql/dml.ts";
 import type { Where } from "../sql/where.ts";
 
+/**
+ * Separates a batch id's owner (the shared-access user that wrote it) from its random
+ * part: `<owner>~<uuid>`. Batches of exclusive owners have no owner part.
+ */
+export const BATCH_OWNER_SEPARATOR = "~";
+
+/** The owner part of a batch id, if any. */
+export function batchOwnerOf(id: string): string | undefined {
+  const at = id.lastIndexOf(BATCH_OWNER_SEPARATOR);
+  return at < 0 ? undefined : id.slice(0, at);
+}
+
 /** The table holding redo records (coordinator) and markers (other shards). */
 export const BATCH_TABLE = "_shardlite_batches";
 
@@ -247,7 +259,17 @@ export interface BatchRecovery {
 export async function recoverBatches(
   shards: readonly number[],
   use: <T>(shard: number, fn: (c: PooledConnection) => Promise<T>) => Promise<T>,
+  ownerIsLive: (owner: string) => boolean = () => false,
 ): Promise<BatchRecovery> {
+  // Under shared access other users run batches right now: theirs are left alone.
+  const live = new Map<string, boolean>();
+  const someoneLive = (id: string): boolean => {
+    const owner = batchOwnerOf(id);
+    if (owner === undefined) return false;
+    let answer = live.get(owner);
+    if (answer === undefined) live.set(owner, answer = ownerIsLive(owner));
+    return answer;
+  };
   const markers = new Map<number, Set<string>>();
   const redo: { shard: number; id: string }[] = [];
   const holding: number[] = [];
@@ -271,6 +293,7 @@ export async function recoverBatches(
     holding.push(shard);
     for (const row of rows) {
       const id = String(row.id);
+      if (someoneLive(id)) continue;
       if (row.redo === 1) redo.push({ shard, id });
       else add(markers, shard, id);
     }
@@ -294,6 +317,8 @@ export async function recoverBatches(
           const rows = await use(part.shard, (c) =>
             c.transaction(async (tx) => {
               await tx.exec(CREATE_BATCH_TABLE);
+              // Another process recovering at once may have landed it: once, never twice.
+              if (await tx.get(`SELECT 1 AS x FROM ${BATCH_TABLE} WHERE id = ?`, [id])) return 0;
               const changed = await applyPart(tx, table, part);
               await tx.run(INSERT_BATCH_ROW, [id, shard, "[]", null]);
               return changed;
@@ -327,7 +352,10 @@ export async function recoverBatches(
       await use(shard, async (c) => {
         const stale = (await c.all(
           `SELECT id, coordinator FROM ${BATCH_TABLE} WHERE payload IS NULL`,
-        )).filter((m) => !keep.has(String(m.id)) && !blind.includes(Number(m.coordinator)))
+        )).filter((m) =>
+          !keep.has(String(m.id)) && !blind.includes(Number(m.coordinator)) &&
+          !someoneLive(String(m.id))
+        )
           .map((m) => String(m.id));
         await deleteBatchRows(c, stale);
       });

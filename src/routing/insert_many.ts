@@ -119,7 +119,7 @@ export function addRow(
  * (see `atomic.ts`). Returns the rows inserted.
  */
 export function writeRuns(
-  source: { getPool(shardId: number): ConnectionPool },
+  source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
   ledger: BatchLedger,
   table: string,
   runs: ShardRuns,

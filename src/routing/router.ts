@@ -24,6 +24,7 @@ import {
   sameStoredKey,
   storedKey,
 } from "./key_column.ts";
+import { admit } from "./admission.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
@@ -67,6 +68,11 @@ export interface ShardSource {
   hasTable?(table: string): boolean;
   /** How keys are hashed (see `KeyForm`); 1 when absent, the form of older directories. */
   readonly keyForm?: KeyForm;
+  /**
+   * Under shared access, who this user is: its cross-shard batches carry it, so that a
+   * recovery run by another process leaves the batches of a live user alone.
+   */
+  readonly batchOwner?: string | undefined;
   /** How many shards run concurrently in a cross-shard operation. */
   readonly maxConcurrentShards: number;
 }
@@ -155,21 +161,6 @@ export class Router {
   /** @internal A manager's router follows its reshard (operations are drained first). */
   setStrategy(strategy: ShardingStrategy): void {
     this.#strategy = strategy;
-  }
-
-  /**
-   * Admits an operation: waits while the source is not ready (opening, resharding), then
-   * counts it in flight in the same tick it saw the source ready. Pair with leave().
-   */
-  #admit(): Promise<void> | undefined {
-    if (this.#source.isReady) {
-      this.#source.enter();
-      return undefined;
-    }
-    return (async () => {
-      while (!this.#source.isReady) await this.#source.ready();
-      this.#source.enter();
-    })();
   }
 
   /**
@@ -367,7 +358,7 @@ export class Router {
     row: Readonly<Record<string, SqlInput>>,
     key?: ShardKey,
   ): Promise<RunResult> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       validateIdentifier(table, "table");
@@ -395,7 +386,7 @@ export class Router {
     rows: readonly Readonly<Record<string, SqlInput>>[],
     keys?: readonly ShardKey[],
   ): Promise<number> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       validateIdentifier(table, "table");
@@ -486,7 +477,7 @@ export class Router {
    * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
    */
   async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       const fast = this.#keyOnlySelect(table, options);
@@ -572,7 +563,7 @@ export class Router {
     changes: Readonly<Record<string, SqlInput>>,
     options: WriteRouteOptions = {},
   ): Promise<number> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       this.#checkWrite(options, "update");
@@ -626,7 +617,7 @@ export class Router {
 
   /** Deletes matching rows; returns the rows deleted over all shards touched. */
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       this.#checkWrite(options, "delete");
@@ -648,7 +639,7 @@ export class Router {
     expressions: string | readonly string[],
     options: RouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
@@ -679,7 +670,7 @@ export class Router {
     expressions: string | readonly string[],
     options: RouteOptions = {},
   ): Promise<Row[]> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
@@ -696,7 +687,7 @@ export class Router {
 
   /** Runs raw SQL on the shard of `key` and returns its rows. */
   async routeQuery(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
@@ -714,7 +705,7 @@ export class Router {
    * DISTINCT and aggregates come back once per shard — use `routeAggregate` for those.
    */
   async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
@@ -770,7 +761,7 @@ export class Router {
     key: ShardKey,
     fn: (conn: PooledConnection) => T | Promise<T>,
   ): Promise<T> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
@@ -784,7 +775,7 @@ export class Router {
   async routeEachShard<T>(
     fn: (conn: PooledConnection, shardId: number) => Promise<T>,
   ): Promise<T[]> {
-    const admitted = this.#admit();
+    const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       return await this.#onShards(this.#allShards(), fn);

@@ -1,0 +1,180 @@
+/**
+ * Opening a manager's shard directory, in the order a crash-safe start needs: take
+ * ownership, load the shard map (or write the first one), pick up an unfinished reshard
+ * plan, complete interrupted batches, record missing key types.
+ *
+ * @module
+ */
+
+import { ReshardError, ShardOperationError } from "../errors.ts";
+import { type BatchRecovery, recoverBatches } from "../routing/batches.ts";
+import { CURRENT_KEY_FORM } from "../routing/key_column.ts";
+import { sameLayout, strategyFromDescriptor } from "../routing/strategies.ts";
+import { readKeySchema } from "./key_schema.ts";
+import { shardFilePath } from "./layout.ts";
+import type { ManagerParts } from "./parts.ts";
+import { RESHARD_PLAN_FILE, type ReshardPlan } from "./reshard.ts";
+import {
+  acquireDirectory,
+  checkLayout,
+  directoryUsers,
+  readShardMap,
+  SHARD_MAP_FORMAT,
+  type ShardMap,
+  writeShardMap,
+} from "./shard_map.ts";
+
+// Batch recovery under way, by directory (real path), for managers sharing it to await.
+const recoveries = new Map<string, Promise<void>>();
+
+/** One manager's hold on its directory: the ownership it took, the recovery it ran. */
+export class ShardDirectory {
+  readonly #parts: ManagerParts;
+  #release: (() => void) | null = null;
+  #batchRecovery: BatchRecovery | null = null;
+
+  /** The directory of the manager made of `parts`; nothing is touched until {@link open}. */
+  constructor(parts: ManagerParts) {
+    this.#parts = parts;
+  }
+
+  /** The last batch recovery (see `ShardManager.batchRecovery`), or null. */
+  get batchRecovery(): BatchRecovery | null {
+    return this.#batchRecovery;
+  }
+
+  /**
+   * Creates the directory, takes ownership of it, checks (or writes) the shard map, then
+   * recovers. Marks the manager's admission open once done; a failure lets go of the
+   * directory again, with the pools opened for recovery.
+   */
+  async open(): Promise<void> {
+    const { dbDir, admission, tables, pools } = this.#parts;
+    await Deno.mkdir(dbDir, { recursive: true, mode: 0o700 });
+    // shutdown() may have run while mkdir was awaited: take no lock it would not release.
+    if (admission.isClosed) throw admission.closedError();
+    const release = acquireDirectory(dbDir);
+    try {
+      const existing = readShardMap(dbDir);
+      admission.pending = readReshardPlan(dbDir);
+      if (existing !== undefined) {
+        const pendingTo = admission.pending?.to;
+        // A manager opened with the layout an unfinished reshard was heading for is told so.
+        if (pendingTo !== undefined && sameLayout(pendingTo, this.#parts.strategy.describe())) {
+          this.#parts.useStrategy(strategyFromDescriptor(existing.strategy));
+        }
+        checkLayout(dbDir, existing, this.#parts.strategy);
+        tables.load(existing);
+      } else {
+        const map: ShardMap = {
+          format: SHARD_MAP_FORMAT,
+          numShards: this.#parts.strategy.numShards,
+          strategy: this.#parts.strategy.describe(),
+          tables: {},
+          keyForm: CURRENT_KEY_FORM,
+        };
+        tables.load(map);
+        writeShardMap(dbDir, map);
+      }
+      // Only the first owner in this process recovers; a manager sharing the directory
+      // waits for that (and may have batches in flight, which are not recovery's to touch).
+      const key = Deno.realPathSync(dbDir);
+      if (directoryUsers(dbDir) === 1) {
+        const recovery = this.recoverBatches();
+        recoveries.set(key, recovery);
+        try {
+          await recovery;
+        } finally {
+          if (recoveries.get(key) === recovery) recoveries.delete(key);
+        }
+      } else {
+        await recoveries.get(key);
+      }
+      await this.#recordKeyTypes();
+    } catch (error) {
+      // Pools opened for recovery let go of their files with the directory.
+      await pools.discard();
+      release();
+      throw error;
+    }
+    this.#release = release;
+    admission.markOpen();
+  }
+
+  /** Lets go of the directory (at shutdown). Idempotent. */
+  release(): void {
+    this.#release?.();
+    this.#release = null;
+  }
+
+  /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
+  async recoverBatches(): Promise<void> {
+    const { dbDir, admission } = this.#parts;
+    const limit = Math.max(this.#parts.strategy.numShards, admission.pending?.span ?? 0);
+    const existing: number[] = [];
+    for (let shardId = 0; shardId < limit; shardId++) {
+      if (fileExists(shardFilePath(dbDir, shardId))) existing.push(shardId);
+    }
+    this.#batchRecovery = await recoverBatches(existing, (shardId, fn) => {
+      const pool = this.#parts.getPool(shardId);
+      return pool.withConnection(fn).catch((error) => {
+        throw new ShardOperationError(shardId, pool.path, error);
+      });
+    });
+  }
+
+  /**
+   * Records the key type of sharded tables whose map entry lacks it (maps written before
+   * key types were recorded), reading it from the first shard that has the table.
+   */
+  async #recordKeyTypes(): Promise<void> {
+    const { dbDir, tables } = this.#parts;
+    const map = tables.current as ShardMap;
+    const missing = Object.entries(map.tables).filter(([, e]) =>
+      e.shardKey !== null && e.keyType === undefined
+    );
+    if (missing.length === 0) return;
+    const entries = { ...map.tables };
+    for (const [table, entry] of missing) {
+      for (const shardId of this.#parts.strategy.getAllShardIds()) {
+        if (!fileExists(shardFilePath(dbDir, shardId))) continue;
+        const schema = await this.#parts.getPool(shardId).withConnection((c) =>
+          readKeySchema(c, table, entry.shardKey as string)
+        );
+        if (schema === undefined) continue;
+        const { declaredType, rowidAlias, strictTable } = schema;
+        entries[table] = { ...entry, keyType: { declaredType, rowidAlias, strictTable } };
+        break;
+      }
+    }
+    const next: ShardMap = { ...map, tables: entries };
+    tables.replace(next);
+    writeShardMap(dbDir, next);
+  }
+}
+
+/** Whether `path` exists. */
+export function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads an unfinished reshard plan of `dbDir`, if any. */
+function readReshardPlan(dbDir: string): ReshardPlan | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dbDir}/${RESHARD_PLAN_FILE}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const plan = JSON.parse(text) as ReshardPlan;
+  if (plan?.format !== 1) {
+    throw new ReshardError(dbDir, `${RESHARD_PLAN_FILE} has an unknown format`);
+  }
+  return plan;
+}

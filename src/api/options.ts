@@ -1,0 +1,98 @@
+/**
+ * The options of a `ShardManager`, checked at construction: a bad value fails there with
+ * a message naming it, not at the first query.
+ *
+ * @module
+ */
+
+import { shardFilePath } from "./layout.ts";
+import { ConnectionPool, type PoolOptions } from "../pool/pool.ts";
+import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
+
+/** Options of a {@link ShardManager}. */
+export interface ShardManagerOptions {
+  /** How many shard files. Required unless `strategy` is given. */
+  numShards?: number;
+  /** The directory of the shard files (`shard_<id>.db`) and the shard map. */
+  dbDir: string;
+  /** How keys map to shards. Default: `new HashStrategy(numShards)`. */
+  strategy?: ShardingStrategy;
+  /** Options of every shard's {@link ConnectionPool}. */
+  pool?: PoolOptions;
+  /** How many shards a cross-shard operation works on at once. Default 16. */
+  maxConcurrentShards?: number;
+  /**
+   * How many shard files stay open at once. Beyond it, opening a shard closes the least
+   * recently used shards that nobody is using (checkpointing them; each reopens on its
+   * next use, in about a millisecond); an operation over more shards than that, which
+   * holds them all at once, closes the extra ones when it ends. Each open shard costs its page cache (`pool.
+   * cacheSizeKiB`, 2 MB by default) plus about 0.3 MB, out of one 2 GiB WebAssembly heap
+   * for the whole process. Default 256.
+   */
+  maxOpenShards?: number;
+}
+
+/** {@link ShardManagerOptions} checked, with their defaults filled in. */
+export interface ManagerSettings {
+  /** The directory, without trailing slashes. */
+  dbDir: string;
+  /** The layout. */
+  strategy: ShardingStrategy;
+  /** How many shards a cross-shard operation works on at once. */
+  maxConcurrentShards: number;
+  /** How many shard files stay open at once. */
+  maxOpenShards: number;
+  /** Every shard pool's options (a copy). */
+  pool: PoolOptions;
+}
+
+const DEFAULT_MAX_OPEN_SHARDS = 256;
+
+/**
+ * Checks `options` and fills in the defaults.
+ *
+ * @throws {TypeError | RangeError} for invalid options (the message names the option).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkManagerOptions } from "./options.ts";
+ * const settings = checkManagerOptions({ numShards: 4, dbDir: "./data/" });
+ * assert.equal(settings.dbDir, "./data");
+ * assert.equal(settings.maxOpenShards, 256);
+ * assert.throws(() => checkManagerOptions({ dbDir: "./data" }), TypeError);
+ * ```
+ */
+export function checkManagerOptions(options: ShardManagerOptions): ManagerSettings {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("ShardManager options must be an object with numShards and dbDir");
+  }
+  if (typeof options.dbDir !== "string" || options.dbDir.trim() === "") {
+    throw new TypeError(`dbDir must be a non-empty string, got ${JSON.stringify(options.dbDir)}`);
+  }
+  if (options.dbDir.includes("\0")) throw new TypeError("dbDir must not contain NUL characters");
+  const strategy = options.strategy ?? (() => {
+    if (options.numShards === undefined) {
+      throw new TypeError("numShards is required when no strategy is given");
+    }
+    return new HashStrategy(options.numShards);
+  })();
+  if (options.numShards !== undefined && options.numShards !== strategy.numShards) {
+    throw new RangeError(
+      `numShards (${options.numShards}) differs from the strategy's (${strategy.numShards})`,
+    );
+  }
+  const concurrency = options.maxConcurrentShards ?? 16;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
+  }
+  const maxOpen = options.maxOpenShards ?? DEFAULT_MAX_OPEN_SHARDS;
+  if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) {
+    throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
+  }
+  const dbDir = options.dbDir.replace(/\/+$/, "") || "/";
+  const pool = { ...options.pool };
+  // Fail at construction on bad pool options rather than at the first query.
+  new ConnectionPool(shardFilePath(dbDir, 0), pool);
+  return { dbDir, strategy, maxConcurrentShards: concurrency, maxOpenShards: maxOpen, pool };
+}
