@@ -55,7 +55,8 @@ function asyncDriver(): { driver: Driver; calls: string[] } {
     ...wasmDriver,
     name: "async-wasm",
     open: (path, options) => later(() => wrap(wasmDriver.open(path, options))),
-    configure: (handle, options) => later(() => wasmDriver.configure(inners.get(handle)!, options)),
+    configure: (handle, options) =>
+      later(() => inners.get(handle)!).then((inner) => wasmDriver.configure(inner, options)),
     backup: (handle, target) =>
       later(() => {
         wasmDriver.backup(inners.get(handle)!, target); // synchronous for wasm

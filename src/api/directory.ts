@@ -16,11 +16,17 @@ import type { ManagerParts } from "./parts.ts";
 import { RESHARD_PLAN_FILE, type ReshardPlan } from "./reshard.ts";
 import {
   acquireDirectory,
-  checkLayout,
+  type DirectoryHold,
   directoryUsers,
+  isLiveUser,
+  withRecoveryLock,
+} from "./directory_lock.ts";
+import {
+  checkLayout,
   readShardMap,
   SHARD_MAP_FORMAT,
   type ShardMap,
+  withMapLock,
   writeShardMap,
 } from "./shard_map.ts";
 
@@ -30,12 +36,17 @@ const recoveries = new Map<string, Promise<void>>();
 /** One manager's hold on its directory: the ownership it took, the recovery it ran. */
 export class ShardDirectory {
   readonly #parts: ManagerParts;
-  #release: (() => void) | null = null;
+  #hold: DirectoryHold | null = null;
   #batchRecovery: BatchRecovery | null = null;
 
   /** The directory of the manager made of `parts`; nothing is touched until {@link open}. */
   constructor(parts: ManagerParts) {
     this.#parts = parts;
+  }
+
+  /** Under shared access, this user's id (its batches carry it); else undefined. */
+  get userId(): string | undefined {
+    return this.#hold?.userId;
   }
 
   /** The last batch recovery (see `ShardManager.batchRecovery`), or null. */
@@ -53,9 +64,14 @@ export class ShardDirectory {
     await Deno.mkdir(dbDir, { recursive: true, mode: 0o700 });
     // shutdown() may have run while mkdir was awaited: take no lock it would not release.
     if (admission.isClosed) throw admission.closedError();
-    const release = acquireDirectory(dbDir);
+    const hold = acquireDirectory(dbDir, this.#parts.access);
+    this.#hold = hold;
+    tables.shared = hold.access === "shared";
     try {
-      const existing = readShardMap(dbDir);
+      // Shared users opening a new directory at once: one writes the first map.
+      const existing = hold.access === "shared"
+        ? withMapLock(dbDir, () => this.#readOrCreateMap())
+        : readShardMap(dbDir);
       admission.pending = readReshardPlan(dbDir);
       if (existing !== undefined) {
         const pendingTo = admission.pending?.to;
@@ -66,13 +82,7 @@ export class ShardDirectory {
         checkLayout(dbDir, existing, this.#parts.strategy);
         tables.load(existing);
       } else {
-        const map: ShardMap = {
-          format: SHARD_MAP_FORMAT,
-          numShards: this.#parts.strategy.numShards,
-          strategy: this.#parts.strategy.describe(),
-          tables: {},
-          keyForm: CURRENT_KEY_FORM,
-        };
+        const map = this.#firstMap();
         tables.load(map);
         writeShardMap(dbDir, map);
       }
@@ -94,17 +104,37 @@ export class ShardDirectory {
     } catch (error) {
       // Pools opened for recovery let go of their files with the directory.
       await pools.discard();
-      release();
+      hold.release();
+      this.#hold = null;
       throw error;
     }
-    this.#release = release;
     admission.markOpen();
+  }
+
+  /** The map of a new directory: this manager's layout, no tables, the current key form. */
+  #firstMap(): ShardMap {
+    return {
+      format: SHARD_MAP_FORMAT,
+      numShards: this.#parts.strategy.numShards,
+      strategy: this.#parts.strategy.describe(),
+      tables: {},
+      keyForm: CURRENT_KEY_FORM,
+    };
+  }
+
+  /** Shared access, under the map lock: the map on disk, written first when missing. */
+  #readOrCreateMap(): ShardMap {
+    const existing = readShardMap(this.#parts.dbDir);
+    if (existing !== undefined) return existing;
+    const map = this.#firstMap();
+    writeShardMap(this.#parts.dbDir, map);
+    return map;
   }
 
   /** Lets go of the directory (at shutdown). Idempotent. */
   release(): void {
-    this.#release?.();
-    this.#release = null;
+    this.#hold?.release();
+    this.#hold = null;
   }
 
   /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
@@ -115,12 +145,18 @@ export class ShardDirectory {
     for (let shardId = 0; shardId < limit; shardId++) {
       if (fileExists(shardFilePath(dbDir, shardId))) existing.push(shardId);
     }
-    this.#batchRecovery = await recoverBatches(existing, (shardId, fn) => {
-      const pool = this.#parts.getPool(shardId);
-      return pool.withConnection(fn).catch((error) => {
-        throw new ShardOperationError(shardId, pool.path, error);
-      });
-    });
+    const recover = () =>
+      recoverBatches(existing, (shardId, fn) => {
+        const pool = this.#parts.getPool(shardId);
+        return pool.withConnection(fn).catch((error) => {
+          throw new ShardOperationError(shardId, pool.path, error);
+        });
+      }, (owner) => owner === this.userId || isLiveUser(dbDir, owner));
+    // Shared users opening at once recover one after the other; each leaves the batches
+    // of users still alive to them.
+    this.#batchRecovery = this.#hold?.access === "shared"
+      ? await withRecoveryLock(dbDir, recover)
+      : await recover();
   }
 
   /**

@@ -7,7 +7,13 @@
 
 import { CURRENT_KEY_FORM, type KeyColumn, type KeyForm } from "../routing/key_column.ts";
 import { keyColumnFromEntry } from "./key_schema.ts";
-import { type ShardMap, writeShardMap } from "./shard_map.ts";
+import {
+  readShardMap,
+  SHARD_MAP_FILE,
+  type ShardMap,
+  withMapLock,
+  writeShardMap,
+} from "./shard_map.ts";
 
 /**
  * The loaded map of one directory; null until the directory is opened.
@@ -33,6 +39,12 @@ export class LoadedMap {
   #map: ShardMap | null = null;
   // Key columns derived from the map, by recorded table name; cleared when the map changes.
   readonly #keyColumns = new Map<string, KeyColumn>();
+  /**
+   * Shared access: other users change the map too (createTable in another process), so
+   * a table not found is looked for again on disk, and changes are merged under a lock.
+   */
+  shared = false;
+  #loadedAt: number | null = null;
 
   /** The map of `dbDir` (where {@link update} writes it). */
   constructor(dbDir: string) {
@@ -47,6 +59,27 @@ export class LoadedMap {
   /** Takes `map` as read when the directory opens (the key-column cache is kept). */
   load(map: ShardMap): void {
     this.#map = map;
+    this.#loadedAt = this.#mtime();
+  }
+
+  #mtime(): number | null {
+    try {
+      return Deno.statSync(`${this.#dbDir}/${SHARD_MAP_FILE}`).mtime?.getTime() ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Shared access: reloads the map when another user has written it since. */
+  #refresh(): boolean {
+    if (!this.shared || this.#map === null) return false;
+    const mtime = this.#mtime();
+    if (mtime === this.#loadedAt) return false;
+    const fresh = readShardMap(this.#dbDir);
+    if (fresh === undefined) return false;
+    this.replace(fresh);
+    this.#loadedAt = mtime;
+    return true;
   }
 
   /** Takes `map` in place of the current one (a change already written, or about to be). */
@@ -55,13 +88,28 @@ export class LoadedMap {
     this.#keyColumns.clear();
   }
 
-  /** Changes the map's tables: writes the changed map atomically, then takes it. */
+  /**
+   * Changes the map's tables: writes the changed map atomically, then takes it. Under
+   * shared access the change is applied to the map as on disk, under a lock, so that two
+   * users' changes never overwrite each other.
+   */
   update(change: (tables: ShardMap["tables"]) => void): void {
-    const map = this.#map as ShardMap;
-    const next: ShardMap = { ...map, tables: { ...map.tables } };
-    change(next.tables);
-    writeShardMap(this.#dbDir, next);
-    this.replace(next);
+    if (!this.shared) {
+      const map = this.#map as ShardMap;
+      const next: ShardMap = { ...map, tables: { ...map.tables } };
+      change(next.tables);
+      writeShardMap(this.#dbDir, next);
+      this.replace(next);
+      return;
+    }
+    withMapLock(this.#dbDir, () => {
+      const map = readShardMap(this.#dbDir) ?? (this.#map as ShardMap);
+      const next: ShardMap = { ...map, tables: { ...map.tables } };
+      change(next.tables);
+      writeShardMap(this.#dbDir, next);
+      this.replace(next);
+      this.#loadedAt = this.#mtime();
+    });
   }
 
   /** The names of the recorded tables (none before the directory is opened). */
@@ -74,15 +122,18 @@ export class LoadedMap {
     const tables = this.#map?.tables ?? {};
     if (Object.hasOwn(tables, table)) return table;
     const lower = table.toLowerCase();
-    return Object.keys(tables).find((name) => name.toLowerCase() === lower);
+    const found = Object.keys(tables).find((name) => name.toLowerCase() === lower);
+    if (found === undefined && this.#refresh()) return this.recordedName(table);
+    return found;
   }
 
   /** The shard-key column recorded for `table`, if any. */
   shardKeyColumn(table: string): string | undefined {
-    const tables = this.#map?.tables;
-    if (tables === undefined) return undefined;
-    const entry = tables[table] ?? tables[this.recordedName(table) ?? ""];
-    return entry?.shardKey ?? undefined;
+    if (this.#map === null) return undefined;
+    const direct = this.#map.tables[table];
+    if (direct !== undefined) return direct.shardKey ?? undefined;
+    const name = this.recordedName(table); // may reload the map (shared access)
+    return name === undefined ? undefined : this.#map.tables[name]?.shardKey ?? undefined;
   }
 
   /** The shard-key column of `table` with its type (the router's view). */

@@ -112,6 +112,8 @@ export class ShardManager implements ShardSource {
   #strategy: ShardingStrategy;
   /** How many shards a cross-shard operation works on at once. */
   readonly maxConcurrentShards: number;
+  /** How the directory is held: by this process alone, or shared with others. */
+  readonly access: "exclusive" | "shared";
   readonly #poolOptions: PoolOptions;
   readonly #pools: PoolCache;
   readonly #tables: LoadedMap;
@@ -133,6 +135,7 @@ export class ShardManager implements ShardSource {
     this.dbDir = settings.dbDir;
     this.#strategy = settings.strategy;
     this.maxConcurrentShards = settings.maxConcurrentShards;
+    this.access = settings.access;
     this.#poolOptions = settings.pool;
     this.#pools = new PoolCache(this.dbDir, this.#poolOptions, settings.maxOpenShards);
     this.#tables = new LoadedMap(this.dbDir);
@@ -157,6 +160,7 @@ export class ShardManager implements ShardSource {
         this.#router.setStrategy(next);
       },
       maxConcurrentShards: this.maxConcurrentShards,
+      access: this.access,
       admission: this.#admission,
       tables: this.#tables,
       pools: this.#pools,
@@ -167,6 +171,14 @@ export class ShardManager implements ShardSource {
       getPool: (shardId) => this.getPool(shardId),
       ready: () => this.ready(),
     };
+  }
+
+  /**
+   * @internal Under shared access, the id this user's cross-shard batches carry (so a
+   * recovery in another process leaves them alone); undefined when exclusive.
+   */
+  get batchOwner(): string | undefined {
+    return this.#directory.userId;
   }
 
   /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */

@@ -6,7 +6,7 @@
  */
 
 import { shardFilePath } from "./layout.ts";
-import { ConnectionPool, type PoolOptions } from "../pool/pool.ts";
+import { checkAccess, ConnectionPool, defaultPoolDriver, type PoolOptions } from "../pool/pool.ts";
 import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
 
 /** Options of a {@link ShardManager}. */
@@ -30,6 +30,15 @@ export interface ShardManagerOptions {
    * for the whole process. Default 256.
    */
   maxOpenShards?: number;
+  /**
+   * `"exclusive"` (default): this manager's process alone uses the directory. `"shared"`:
+   * any number of isolates and processes use it at once (`deno serve --parallel`,
+   * Workers, several servers, the CLI beside a live server). Needs a driver that can
+   * share a file (`pool: { driver: nativeDriver }`); exclusive and shared users exclude
+   * each other with `ShardLockedError`, and operations that need the directory alone
+   * (reshard, repairPlacement, restore) refuse while other users are live.
+   */
+  access?: "exclusive" | "shared";
 }
 
 /** {@link ShardManagerOptions} checked, with their defaults filled in. */
@@ -42,8 +51,10 @@ export interface ManagerSettings {
   maxConcurrentShards: number;
   /** How many shard files stay open at once. */
   maxOpenShards: number;
-  /** Every shard pool's options (a copy). */
+  /** Every shard pool's options (a copy, with `access` set). */
   pool: PoolOptions;
+  /** How the directory is held. */
+  access: "exclusive" | "shared";
 }
 
 const DEFAULT_MAX_OPEN_SHARDS = 256;
@@ -91,8 +102,30 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
     throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
   }
   const dbDir = options.dbDir.replace(/\/+$/, "") || "/";
-  const pool = { ...options.pool };
+  const access = options.access ?? options.pool?.access ?? "exclusive";
+  if (options.pool?.access !== undefined && options.pool.access !== access) {
+    throw new TypeError(
+      `access is ${JSON.stringify(access)} but pool.access is ${
+        JSON.stringify(options.pool.access)
+      }; set it once, as access`,
+    );
+  }
+  const driver = options.pool?.driver ?? defaultPoolDriver();
+  if (access !== "exclusive" && access !== "shared") {
+    throw new TypeError(
+      `access must be "exclusive" or "shared", got ${JSON.stringify(access) ?? String(access)}`,
+    );
+  }
+  checkAccess(access, driver);
+  const pool = { ...options.pool, access };
   // Fail at construction on bad pool options rather than at the first query.
   new ConnectionPool(shardFilePath(dbDir, 0), pool);
-  return { dbDir, strategy, maxConcurrentShards: concurrency, maxOpenShards: maxOpen, pool };
+  return {
+    dbDir,
+    strategy,
+    maxConcurrentShards: concurrency,
+    maxOpenShards: maxOpen,
+    pool,
+    access,
+  };
 }

@@ -23,6 +23,8 @@ export interface ManagerParts {
   useStrategy(strategy: ShardingStrategy): void;
   /** How many shards a cross-shard operation works on at once. */
   readonly maxConcurrentShards: number;
+  /** How the directory is held (`ShardManagerOptions.access`). */
+  readonly access: "exclusive" | "shared";
   /** When operations may run. */
   readonly admission: Admission;
   /** The shard map as loaded. */

@@ -26,7 +26,8 @@ import {
   type ReshardReport,
   runReshard,
 } from "./reshard.ts";
-import { directoryUsers, type ShardMap, writeJsonAtomic, writeShardMap } from "./shard_map.ts";
+import { type ShardMap, writeJsonAtomic, writeShardMap } from "./shard_map.ts";
+import { directoryUsers, liveSharedUsers } from "./directory_lock.ts";
 
 /** Opens the directory if needed; refuses after shutdown and while a reshard runs. */
 async function exclusive(parts: ManagerParts): Promise<void> {
@@ -152,6 +153,19 @@ async function runGated(
         `another ShardManager in this process has the directory open; shut it down ` +
           `first (it would keep routing by the old layout)`,
       );
+    }
+    // Under shared access, other isolates and processes would keep routing by the old
+    // layout: a reshard or repair needs the directory alone.
+    if (parts.access === "shared") {
+      const others = liveSharedUsers(dbDir).filter((u) => u.id !== parts.directory.userId);
+      if (others.length > 0) {
+        throw new ReshardError(
+          dbDir,
+          `the directory is shared with ${others.length} other live user(s) (pid ${
+            [...new Set(others.map((u) => u.pid))].join(", ")
+          }); stop them first: moving rows needs the directory alone. Nothing was moved.`,
+        );
+      }
     }
     // No batch bookkeeping may outlive the layout it names: with nothing in flight,
     // finish or clear every batch (of any router over this manager) first.

@@ -7,7 +7,6 @@
  */
 
 import { ShardMapMismatchError, ShardOpenError } from "../errors.ts";
-import { OwnerLock } from "../pool/ownership.ts";
 import type { KeyForm } from "../routing/key_column.ts";
 import {
   sameLayout,
@@ -112,7 +111,8 @@ export function writeShardMap(dbDir: string, map: ShardMap): void {
 
 /** Writes JSON atomically: a temporary file, fsync, rename, so a crash leaves old or new. */
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const temporary = `${path}.tmp`;
+  // A name of its own: other isolates or processes may write the same file at once.
+  const temporary = `${path}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
   const file = Deno.openSync(temporary, { write: true, create: true, truncate: true, mode: 0o600 });
   try {
     file.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
@@ -140,42 +140,22 @@ export function checkLayout(dbDir: string, map: ShardMap, strategy: ShardingStra
   }
 }
 
-interface DirectoryEntry {
-  lock: OwnerLock;
-  users: number;
-}
-
-const directories = new Map<string, DirectoryEntry>();
-
-/** How many owners in this process share `dbDir` now (0 when none holds it). */
-export function directoryUsers(dbDir: string): number {
-  try {
-    return directories.get(Deno.realPathSync(dbDir))?.users ?? 0;
-  } catch {
-    return 0;
-  }
-}
-
 /**
- * Takes (or shares, within this process) the ownership of `dbDir`: an OS lock on
- * `shardlite.json.owner`. A second live process gets ShardLockedError naming the pid.
+ * Runs `fn` holding the map's write lock (`shardlite.json.lock`, exclusive): under shared
+ * access, users that read the map, change it and write it back take turns. Held only for
+ * one small read and write, so it is waited for on the thread.
  */
-export function acquireDirectory(dbDir: string): () => void {
-  const key = Deno.realPathSync(dbDir);
-  let entry = directories.get(key);
-  if (entry === undefined) {
-    entry = { lock: OwnerLock.acquire(`${dbDir}/${SHARD_MAP_FILE}`), users: 0 };
-    directories.set(key, entry);
+export function withMapLock<T>(dbDir: string, fn: () => T): T {
+  const lock = Deno.openSync(`${dbDir}/${SHARD_MAP_FILE}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    lock.lockSync(true);
+    return fn();
+  } finally {
+    lock.close(); // closing drops the lock
   }
-  entry.users++;
-  let released = false;
-  const held = entry;
-  return () => {
-    if (released) return;
-    released = true;
-    if (--held.users === 0) {
-      directories.delete(key);
-      held.lock.release();
-    }
-  };
 }

@@ -137,8 +137,11 @@ export interface Driver {
 export interface SyncDriver extends Driver {
   /** Opens a handle on `path`. */
   open(path: string, options: OpenOptions): SyncDriverHandle;
-  /** Sets a freshly opened shard handle up (see {@link Driver.configure}). */
-  configure(handle: DriverHandle, options: ConfigureOptions): void;
+  /**
+   * Sets a freshly opened shard handle up (see {@link Driver.configure}); synchronous for
+   * exclusive access.
+   */
+  configure(handle: DriverHandle, options: ConfigureOptions): void | Promise<void>;
 }
 
 /** True when `value` is a promise (or another thenable): the asynchronous path. */

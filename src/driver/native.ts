@@ -499,6 +499,9 @@ function fileExists(path: string): boolean {
   }
 }
 
+// How long a shared handle's setup retries SQLITE_BUSY (another user switching to WAL).
+const SHARED_SETUP_MS = 5_000;
+
 /**
  * The driver over Deno's built-in `node:sqlite`.
  *
@@ -543,19 +546,37 @@ export const nativeDriver: SyncDriver = {
     }
     return new NativeHandle(db, options.statementCacheSize);
   },
-  configure(handle: DriverHandle, options: ConfigureOptions): void {
+  configure(handle: DriverHandle, options: ConfigureOptions): void | Promise<void> {
     const sync = handle as SyncDriverHandle;
-    // Exclusive: the lock is held for the handle's life (the fastest reads, no -shm file).
-    // Shared: normal locking, WAL with shared memory, so other handles and processes
-    // read while one writes.
-    if (options.access === "exclusive") sync.get("PRAGMA locking_mode=EXCLUSIVE");
-    const mode = sync.get("PRAGMA journal_mode=WAL")?.["journal_mode"];
-    if (mode !== "wal") throw new Error(`journal_mode stayed ${String(mode)}, not wal`);
-    sync.exec(
-      `PRAGMA foreign_keys=ON; PRAGMA synchronous=${options.synchronous}; ` +
-        `PRAGMA cache_size=-${options.cacheSizeKiB}`,
-    );
-    sync.get("SELECT count(*) FROM sqlite_schema");
+    const steps = () => {
+      // Exclusive: the lock is held for the handle's life (the fastest reads, no -shm
+      // file). Shared: normal locking, WAL with shared memory, so other handles and
+      // processes read while one writes.
+      if (options.access === "exclusive") sync.get("PRAGMA locking_mode=EXCLUSIVE");
+      const mode = sync.get("PRAGMA journal_mode=WAL")?.["journal_mode"];
+      if (mode !== "wal") throw new Error(`journal_mode stayed ${String(mode)}, not wal`);
+      sync.exec(
+        `PRAGMA foreign_keys=ON; PRAGMA synchronous=${options.synchronous}; ` +
+          `PRAGMA cache_size=-${options.cacheSizeKiB}`,
+      );
+      sync.get("SELECT count(*) FROM sqlite_schema");
+    };
+    if (options.access === "exclusive") return steps();
+    // Shared: another isolate or process may be switching the file to WAL, or recovering
+    // it, right now (SQLITE_BUSY): retry asynchronously, never sleeping on the thread.
+    return (async () => {
+      const started = performance.now();
+      for (let delay = 1;; delay = Math.min(delay * 2, 50)) {
+        try {
+          return steps();
+        } catch (error) {
+          if (!this.isBusyError(error) || performance.now() - started > SHARED_SETUP_MS) {
+            throw error;
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    })();
   },
   isBrokenHandleError(error: unknown): boolean {
     if (!(error instanceof Error)) return false;
