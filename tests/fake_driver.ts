@@ -369,6 +369,18 @@ export class FakeDriver implements Driver {
       : this.#rules.filter((live) => !phases.includes(live.rule.phase));
   }
 
+  /**
+   * Lifts the rules of `phases` for a while; the returned function puts them back (with
+   * what they had left to fire).
+   */
+  suspendFaults(phases: readonly FaultPhase[]): () => void {
+    const suspended = this.#rules.filter((live) => phases.includes(live.rule.phase));
+    this.#rules = this.#rules.filter((live) => !phases.includes(live.rule.phase));
+    return () => {
+      this.#rules.push(...suspended);
+    };
+  }
+
   /** Reseeds the generator behind `{ probability }` rules. */
   reseed(seed: number): void {
     this.#random = mulberry32(seed);

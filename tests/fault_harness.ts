@@ -382,6 +382,10 @@ export class FaultHarness {
     this.fake.clearFaults(
       FAULT_PHASES.filter((phase) => phase !== "close" && phase !== "internal"),
     );
+    // For the recovery itself closing faults pause too: the pool never opens a handle
+    // beside one that may still be open (its late checkpoint could undo the new handle's
+    // commits), so a retired handle must close before the file is used again.
+    const resumeClose = this.fake.suspendFaults(["close"]);
     this.fake.releaseHung();
     const answered = await guard(this.fake.settled(), this.deadlineMs);
     if (answered.status === "hung") this.violations.push("the fake's pending answers never came");
@@ -397,6 +401,7 @@ export class FaultHarness {
       }
       this.checkDrained("after recovery");
     }
+    resumeClose();
     const closed = await guard(
       this.pool.closeAll(
         options.closeGraceMs === undefined ? undefined : { graceMs: options.closeGraceMs },

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { nativeDriver, ReshardError, ShardLockedError, ShardManager } from "../mod.ts";
 import { spawnFixture, tempDir } from "./helpers.ts";
+import { runCliCaptured } from "../src/cli/main.ts";
 
 const sharedOptions = (dbDir: string) => ({
   numShards: 4,
@@ -146,4 +147,28 @@ Deno.test("shared: the isolates of one process (Workers) share a directory", asy
   worker.terminate();
   assert.equal(answer, "done 200");
   assert.equal(await manager.count("events"), 400);
+});
+
+Deno.test("shared: info, check and backup work beside a live server that shares the directory", async () => {
+  await using dir = await tempDir();
+  const holder = spawnFixture("shared_manager.ts", [dir.path, "hold"]);
+  assert.match(await readLine(holder), /READY \d+/);
+  try {
+    {
+      await using writer = new ShardManager(sharedOptions(dir.path));
+      await writer.insertMany("events", [{ id: 1, who: "a" }, { id: 2, who: "b" }]);
+    }
+    const info = await runCliCaptured(["info", dir.path, "--json"]);
+    assert.equal(info.code, 0, info.stdout + info.stderr);
+    assert.equal(JSON.parse(info.stdout).numShards, 4);
+    const check = await runCliCaptured(["check", dir.path]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    const backup = await runCliCaptured(["backup", dir.path, `${dir.path}-backup`]);
+    assert.equal(backup.code, 0, backup.stdout + backup.stderr);
+    assert.ok(Deno.statSync(`${dir.path}-backup/backup.json`).isFile);
+  } finally {
+    holder.stdin.close();
+    await holder.status;
+    await Deno.remove(`${dir.path}-backup`, { recursive: true }).catch(() => {});
+  }
 });

@@ -7,6 +7,7 @@
 
 import { ShardManager } from "../api/manager.ts";
 import { readShardMap, SHARD_MAP_FILE, type ShardMap } from "../api/shard_map.ts";
+import { nativeDriver } from "../driver/native.ts";
 import { strategyFromDescriptor } from "../routing/strategies.ts";
 import { CommandFailure } from "./failure.ts";
 
@@ -29,12 +30,39 @@ export function requireMap(dbDir: string): ShardMap {
   return map;
 }
 
-/** A manager over `dbDir` with the layout its map records. */
+/**
+ * Whether `dbDir` is in use with `access: "shared"` now (a server with shared access is
+ * live): its owner lock can be shared but not taken.
+ */
+export function inSharedUse(dbDir: string): boolean {
+  let probe: Deno.FsFile;
+  try {
+    probe = Deno.openSync(`${dbDir}/${SHARD_MAP_FILE}.owner`, { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    if (probe.tryLockSync(true)) return false; // nobody holds it
+    return probe.tryLockSync(false);
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * A manager over `dbDir` with the layout its map records. Beside a live server that
+ * shares the directory (`access: "shared"`), the command shares it too, on the native
+ * driver; otherwise it owns the directory, as a server with exclusive access would.
+ */
 export function openManager(dbDir: string, map: ShardMap): ShardManager {
+  const shared = inSharedUse(dbDir);
   return new ShardManager({
     dbDir,
     strategy: strategyFromDescriptor(map.strategy),
     // Quiet pools: the command reports what matters itself.
-    pool: { onEvent: () => {} },
+    pool: shared ? { onEvent: () => {}, driver: nativeDriver } : { onEvent: () => {} },
+    access: shared ? "shared" : "exclusive",
   });
 }

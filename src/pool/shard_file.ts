@@ -501,26 +501,34 @@ export class ShardFile {
     const closing = this.#closing;
     if (closing === null) return;
     if (closing.done !== null) {
-      // An asynchronous close that lags is waited for up to `budgetMs` (half the caller's
-      // timeout), then abandoned: a remote connection that does not answer is gone.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const abandoned = new Promise<boolean | "late">((resolve) => {
-        timer = setTimeout(() => resolve("late"), budgetMs);
-      });
-      return Promise.race([closing.done, abandoned]).then((ok) => {
-        clearTimeout(timer);
-        if (ok === "late") {
-          if (this.#closing === closing) this.#closing = null;
-          return;
-        }
-        if (!ok && this.#closing === closing) this.#closing = null; // given up: never touched again
+      // An asynchronous close is waited for, however long (each caller's own deadline
+      // bounds its wait): a handle that may still be open is never raced by a new one,
+      // whose commits a late checkpoint of the old one's view could otherwise undo.
+      return closing.done.then((ok) => {
+        if (this.#closing !== closing) return;
+        if (ok) this.#closing = null;
+        else closing.done = null; // it failed: tried again (synchronously) next time
+        if (!ok) return this.#afterClosing(budgetMs);
       });
     }
-    // Tried once more now; a close that keeps failing is given up (the file must stay
-    // usable), and the handle is never touched again.
-    this.#retire(closing.handle, closing.attempts + 1);
-    if (this.#closing !== null && this.#closing.done !== null) return this.#afterClosing(budgetMs);
-    this.#closing = null;
+    // A synchronous close that failed is tried again (a few times, now): until it has
+    // closed, no other handle opens — it may still hold the file's lock, and two handles
+    // with their own view of the WAL would undo each other's commits.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = this.#closing as typeof closing | null;
+      if (current === null) return;
+      this.#retire(current.handle, current.attempts + 1);
+      const retried = this.#closing as typeof closing | null;
+      if (retried === null) return;
+      if (retried.done !== null) return this.#afterClosing(budgetMs);
+    }
+    if (this.#closing !== null) {
+      throw new ConnectionBrokenError(
+        this.path,
+        "a broken handle on the file could not be closed yet; no new handle is opened while " +
+          "it may still hold the file's lock (the next statement tries again)",
+      );
+    }
   }
 
   /** Reopens after a failure, never creating a file that went missing. */
