@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Driver } from "../driver/driver.ts";
+import { type Driver, isPromise } from "../driver/driver.ts";
 import { wasmDriver } from "../driver/wasm.ts";
 import {
   ForeignLeaseError,
@@ -616,7 +616,41 @@ export class ConnectionPool {
   }
 
   /** Runs `fn` with a lease and returns it afterwards, even when `fn` throws. */
-  async withConnection<T>(
+  withConnection<T>(
+    fn: (conn: PooledConnection) => T | Promise<T>,
+    options?: GetConnectionOptions,
+  ): Promise<T> {
+    // Fast path: a free slot, nobody waiting, no options: the lease is taken at once and
+    // no await is spent on handing it out.
+    const file = this.#file;
+    if (
+      options === undefined && file !== null && !this.#closing &&
+      this.#activeCount < this.#max && this.#waiters.size === 0
+    ) {
+      const conn = this.#lease(file, this.#timeoutMs);
+      let result: T | Promise<T>;
+      try {
+        result = fn(conn);
+      } catch (error) {
+        if (!conn.released) this.#end(conn, true);
+        return Promise.reject(error);
+      }
+      if (!isPromise(result)) {
+        if (!conn.released) this.#end(conn, true);
+        return Promise.resolve(result);
+      }
+      return result.then((value) => {
+        if (!conn.released) this.#end(conn, true);
+        return value;
+      }, (error: unknown) => {
+        if (!conn.released) this.#end(conn, true);
+        throw error;
+      });
+    }
+    return this.#withConnectionSlow(fn, options);
+  }
+
+  async #withConnectionSlow<T>(
     fn: (conn: PooledConnection) => T | Promise<T>,
     options?: GetConnectionOptions,
   ): Promise<T> {

@@ -187,21 +187,29 @@ export class Router {
     return storedKey(key, this.#source.getKeyColumn?.(table));
   }
 
-  async #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
-    const pool = this.#source.getPool(shardId);
+  #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
+    let pool: ConnectionPool;
     try {
-      return await pool.withConnection(fn);
+      pool = this.#source.getPool(shardId);
     } catch (error) {
-      if (error instanceof ShardOperationError) throw error;
-      // The caller's own errors (and bad input) pass through; the shard's are wrapped.
-      if (!(error instanceof ShardliteError) || !("path" in error)) throw error;
-      const missing = /no such table: (?:main\.)?([A-Za-z_][A-Za-z0-9_]*)/.exec(String(error));
-      // A table the map does not know is the caller's mistake; a known one missing is damage.
-      if (missing !== null && this.#source.hasTable?.(missing[1] as string) === false) {
-        throw new TableNotFoundError(missing[1] as string, shardId, { cause: error });
-      }
-      throw new ShardOperationError(shardId, pool.path, error);
+      return Promise.reject(error);
     }
+    return pool.withConnection(fn).catch((error: unknown) => {
+      throw this.#shardError(shardId, pool, error);
+    });
+  }
+
+  /** What a shard's failure is reported as (the caller's own errors pass through). */
+  #shardError(shardId: number, pool: ConnectionPool, error: unknown): unknown {
+    if (error instanceof ShardOperationError) return error;
+    // The caller's own errors (and bad input) pass through; the shard's are wrapped.
+    if (!(error instanceof ShardliteError) || !("path" in error)) return error;
+    const missing = /no such table: (?:main\.)?([A-Za-z_][A-Za-z0-9_]*)/.exec(String(error));
+    // A table the map does not know is the caller's mistake; a known one missing is damage.
+    if (missing !== null && this.#source.hasTable?.(missing[1] as string) === false) {
+      return new TableNotFoundError(missing[1] as string, shardId, { cause: error });
+    }
+    return new ShardOperationError(shardId, pool.path, error);
   }
 
   /** Runs `fn` on every listed shard concurrently; any failure fails the whole call. */
@@ -476,7 +484,38 @@ export class Router {
    * Selects rows: from the key's shard, or from every shard with ORDER BY merged k-way
    * and LIMIT/OFFSET pushed down as `LIMIT limit+offset` per shard, then applied.
    */
-  async routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
+  routeSelect(table: string, options: SelectRouteOptions = {}): Promise<Row[]> {
+    // The hot case, select({ key }) while ready: no async frame of its own.
+    if (this.#source.isReady) {
+      let fast: { shardId: number; sql: string; key: ShardKey } | undefined;
+      try {
+        fast = this.#keyOnlySelect(table, options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (fast !== undefined) {
+        const { shardId, sql, key } = fast;
+        this.#source.enter();
+        let rows: Promise<Row[]>;
+        try {
+          rows = this.#onShard(shardId, (c) => c.all(sql, [key]));
+        } catch (error) {
+          this.#source.leave();
+          return Promise.reject(error);
+        }
+        return rows.then((found) => {
+          this.#source.leave();
+          return found;
+        }, (error: unknown) => {
+          this.#source.leave();
+          throw error;
+        });
+      }
+    }
+    return this.#routeSelect(table, options);
+  }
+
+  async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
