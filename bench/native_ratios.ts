@@ -8,37 +8,10 @@
 import { DatabaseSync } from "node:sqlite";
 import { ConnectionPool, nativeDriver, ShardManager } from "../mod.ts";
 import { USERS } from "./users.ts";
+import { report } from "./medians.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "shardlite-native-ratios-" });
-const ROUNDS = 15;
 const pool = { fileCheckIntervalMs: 0, driver: nativeDriver };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-async function report(
-  label: string,
-  baseline: () => Promise<number> | number,
-  contender: () => Promise<number> | number,
-  goal: string,
-  rounds = ROUNDS,
-) {
-  const base: number[] = [];
-  const ours: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    base.push(await baseline());
-    ours.push(await contender());
-  }
-  const b = median(base);
-  const o = median(ours);
-  console.log(
-    `${label}: baseline ${b.toFixed(3)}, contender ${o.toFixed(3)} -> ${
-      (o / b).toFixed(2)
-    }x time (${(b / o).toFixed(2)}x rate); goal ${goal}`,
-  );
-}
 
 const rows = Array.from({ length: 100_000 }, (_, i) => ({
   id: i + 1,

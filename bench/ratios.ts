@@ -9,42 +9,16 @@
 import genericPool from "generic-pool";
 import { ConnectionPool, ShardManager } from "../mod.ts";
 import { insertOneByOne, insertPacked, rawUsersDb, USERS } from "./users.ts";
+import { report } from "./medians.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "shardlite-ratios-" });
-const ROUNDS = 15;
 const pool = { fileCheckIntervalMs: 0 };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 const rows = Array.from({ length: 100_000 }, (_, i) => ({
   id: i + 1,
   name: `user${i + 1}`,
   age: 18 + (i % 60),
 }));
-
-async function report(
-  label: string,
-  baseline: () => Promise<number> | number,
-  contender: () => Promise<number> | number,
-  goal: string,
-) {
-  const base: number[] = [];
-  const ours: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    base.push(await baseline());
-    ours.push(await contender());
-  }
-  const b = median(base);
-  const o = median(ours);
-  console.log(
-    `${label}: baseline ${b.toFixed(3)}, shardlite ${o.toFixed(3)} -> ${
-      (o / b).toFixed(2)
-    }x time (${(b / o).toFixed(2)}x rate); goal ${goal}`,
-  );
-}
 
 // 1. Point read by key (µs per read, 20k reads a round).
 {

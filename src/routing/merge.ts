@@ -7,6 +7,7 @@
  * @module
  */
 
+import { checkCount } from "../sql/dml.ts";
 import { AggregateOverflowError, InvalidQueryError } from "../errors.ts";
 import type { Row, SqlValue } from "../types.ts";
 import { compareBytes, compareText } from "./keys.ts";
@@ -87,16 +88,6 @@ export interface MergeOptions {
   readonly limit?: number | undefined;
   /** Skip this many rows first (a non-negative safe integer). */
   readonly offset?: number | undefined;
-}
-
-function checkCount(value: unknown, option: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidQueryError(
-      option,
-      `expected a non-negative safe integer, got ${String(value)}`,
-    );
-  }
-  return value;
 }
 
 /**

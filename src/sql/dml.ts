@@ -35,7 +35,19 @@ export interface SelectOptions {
   readonly offset?: number | undefined;
 }
 
-function checkCount(value: unknown, option: string): number {
+/**
+ * Returns `value` when it is a non-negative safe integer (a LIMIT or OFFSET), else throws
+ * {@link InvalidQueryError} naming `option`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkCount } from "./dml.ts";
+ * assert.equal(checkCount(10, "limit"), 10);
+ * assert.throws(() => checkCount(-1, "limit"), /non-negative/);
+ * ```
+ */
+export function checkCount(value: unknown, option: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new InvalidQueryError(
       option,
