@@ -5,7 +5,7 @@
  */
 
 import { LeaseReleasedError, PoolTimeoutError, QueryError } from "../errors.ts";
-import type { PositionalRows } from "../driver/driver.ts";
+import { isPromise, type PositionalRows } from "../driver/driver.ts";
 import { assertSingleStatement } from "../sql/single_statement.ts";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
 import { Op, type Session, type ShardFile } from "./shard_file.ts";
@@ -164,6 +164,19 @@ export class PooledConnection {
     return this.#session;
   }
 
+  /**
+   * A statement's answer as a promise: an already-settled one on a synchronous driver
+   * (no extra turn of the event loop), the driver's own on an asynchronous one.
+   */
+  #settled<T>(op: Op, sql: string, params: Params | undefined): Promise<T> {
+    try {
+      const result = this.#statement(op, sql, params) as T | Promise<T>;
+      return isPromise(result) ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   #statement(op: Op, sql: string, params: Params | undefined): unknown {
     if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
     if (typeof sql !== "string") {
@@ -222,8 +235,8 @@ export class PooledConnection {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  async run(sql: string, params?: Params): Promise<RunResult> {
-    return await (this.#statement(Op.Run, sql, params) as RunResult | Promise<RunResult>);
+  run(sql: string, params?: Params): Promise<RunResult> {
+    return this.#settled<RunResult>(Op.Run, sql, params);
   }
 
   /**
@@ -254,16 +267,13 @@ export class PooledConnection {
   }
 
   /** Runs a query and returns every row as an object keyed by column name. */
-  async all(sql: string, params?: Params): Promise<Row[]> {
-    return await (this.#statement(Op.All, sql, params) as Row[] | Promise<Row[]>);
+  all(sql: string, params?: Params): Promise<Row[]> {
+    return this.#settled<Row[]>(Op.All, sql, params);
   }
 
   /** Runs a query and returns its first row, or undefined. */
-  async get(sql: string, params?: Params): Promise<Row | undefined> {
-    return await (this.#statement(Op.Get, sql, params) as
-      | Row
-      | undefined
-      | Promise<Row | undefined>);
+  get(sql: string, params?: Params): Promise<Row | undefined> {
+    return this.#settled<Row | undefined>(Op.Get, sql, params);
   }
 
   /** Runs one or more `;`-separated statements without parameters. */
