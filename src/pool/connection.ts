@@ -177,6 +177,11 @@ export class PooledConnection {
     }
   }
 
+  /** @internal A query's rows, or a promise of them with an asynchronous driver. */
+  allNow(sql: string, params?: Params): Row[] | Promise<Row[]> {
+    return this.#statement(Op.All, sql, params) as Row[] | Promise<Row[]>;
+  }
+
   #statement(op: Op, sql: string, params: Params | undefined): unknown {
     if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
     if (typeof sql !== "string") {

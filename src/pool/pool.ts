@@ -14,6 +14,7 @@ import {
   PoolTimeoutError,
 } from "../errors.ts";
 import { PooledConnection } from "./connection.ts";
+import type { Params, Row } from "../types.ts";
 import {
   attachShardFile,
   type HandleStats,
@@ -648,6 +649,39 @@ export class ConnectionPool {
       });
     }
     return this.#withConnectionSlow(fn, options);
+  }
+
+  /**
+   * @internal One query on a lease taken and returned around it: its rows when a lease is
+   * free and the driver answers at once (no promise at all), else a promise. Throws (or
+   * rejects) like the query.
+   */
+  allOnce(sql: string, params?: Params): Row[] | Promise<Row[]> {
+    const file = this.#file;
+    if (
+      file === null || this.#closing || this.#activeCount >= this.#max || this.#waiters.size > 0
+    ) {
+      return this.withConnection((conn) => conn.all(sql, params));
+    }
+    const conn = this.#lease(file, this.#timeoutMs);
+    let rows: Row[] | Promise<Row[]>;
+    try {
+      rows = conn.allNow(sql, params);
+    } catch (error) {
+      if (!conn.released) this.#end(conn, true);
+      throw error;
+    }
+    if (!isPromise(rows)) {
+      if (!conn.released) this.#end(conn, true);
+      return rows;
+    }
+    return rows.then((found) => {
+      if (!conn.released) this.#end(conn, true);
+      return found;
+    }, (error: unknown) => {
+      if (!conn.released) this.#end(conn, true);
+      throw error;
+    });
   }
 
   async #withConnectionSlow<T>(

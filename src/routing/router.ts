@@ -14,6 +14,7 @@ import {
   TableNotFoundError,
 } from "../errors.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
+import { isPromise } from "../driver/driver.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { describeKey, type ShardKey } from "./keys.ts";
@@ -495,20 +496,31 @@ export class Router {
       }
       if (fast !== undefined) {
         const { shardId, sql, key } = fast;
-        this.#source.enter();
-        let rows: Promise<Row[]>;
+        let pool: ConnectionPool;
         try {
-          rows = this.#onShard(shardId, (c) => c.all(sql, [key]));
+          pool = this.#source.getPool(shardId);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        this.#source.enter();
+        let rows: Row[] | Promise<Row[]>;
+        try {
+          // A synchronous driver answers at once: one settled promise for the whole call.
+          rows = pool.allOnce(sql, [key]);
         } catch (error) {
           this.#source.leave();
-          return Promise.reject(error);
+          return Promise.reject(this.#shardError(shardId, pool, error));
+        }
+        if (!isPromise(rows)) {
+          this.#source.leave();
+          return Promise.resolve(rows);
         }
         return rows.then((found) => {
           this.#source.leave();
           return found;
         }, (error: unknown) => {
           this.#source.leave();
-          throw error;
+          throw this.#shardError(shardId, pool, error);
         });
       }
     }
