@@ -179,6 +179,10 @@ function hasSqliteHeader(path: string): boolean {
 
 const registry = new Map<string, ShardFile>();
 
+// Shared access: the longest pause between retries of a statement that got SQLITE_BUSY.
+// Short, because a writer holds SQLite's write lock for about one commit (an fsync).
+const MAX_BUSY_BACKOFF_MS = 4;
+
 function registryKey(path: string): string {
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
@@ -923,7 +927,7 @@ export class ShardFile {
             control,
             started,
             timeoutMs,
-            Math.min(backoffMs * 2, 50),
+            Math.min(backoffMs * 2, MAX_BUSY_BACKOFF_MS),
             reporter,
           )
         );
