@@ -5,9 +5,11 @@
  * {@link ShardManager} routes every operation by shard key over `shard_<id>.db` files,
  * answers cross-shard queries as one database would, and persists its shard map.
  * The connection layer, {@link ConnectionPool}, hands out async leases
- * ({@link PooledConnection}) over one shard file's WebAssembly SQLite handle, with hard
- * caps, FIFO waiting, timeouts with clear errors, health checks, stats, leak detection,
- * crash-safe file ownership and clean shutdown.
+ * ({@link PooledConnection}) over one shard file's SQLite handles — WebAssembly
+ * ({@link wasmDriver}, the default) or Deno's native `node:sqlite` ({@link nativeDriver}),
+ * used by one process or shared by many (`access: "shared"`) — with hard caps, FIFO
+ * waiting, timeouts with clear errors, health checks, stats, leak detection, crash-safe
+ * file ownership and clean shutdown.
  *
  * @example
  * ```ts
