@@ -46,6 +46,7 @@ import type {
 } from "../src/driver/driver.ts";
 import { wasmDriver } from "../src/driver/wasm.ts";
 import type { Params, Row, RunResult } from "../src/types.ts";
+import { prng } from "./helpers.ts";
 
 /** Where a fault can be injected. */
 export type FaultPhase =
@@ -205,17 +206,6 @@ export function phaseOfSql(sql: string): FaultPhase {
   return "statement";
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 interface LiveRule {
   rule: FaultRule;
   seen: number;
@@ -339,7 +329,7 @@ export class FakeDriver implements Driver {
   constructor(options: FakeDriverOptions = {}) {
     this.inner = options.inner ?? wasmDriver;
     this.name = `fake(${this.inner.name})`;
-    this.#random = mulberry32(options.seed ?? 1);
+    this.#random = prng(options.seed ?? 1);
     this.onCall = options.onCall;
     this.asyncAnswers = options.asyncAnswers ?? false;
     this.counters = Object.fromEntries(
@@ -383,7 +373,7 @@ export class FakeDriver implements Driver {
 
   /** Reseeds the generator behind `{ probability }` rules. */
   reseed(seed: number): void {
-    this.#random = mulberry32(seed);
+    this.#random = prng(seed);
   }
 
   /** Calls hung now (`never` faults not yet released). */

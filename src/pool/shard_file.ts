@@ -501,7 +501,7 @@ export class ShardFile {
   }
 
   /** Waits for (or retries) the close of a retired handle; throws while it stays open. */
-  #afterClosing(budgetMs: number): MaybePromise<void> {
+  #afterClosing(): MaybePromise<void> {
     const closing = this.#closing;
     if (closing === null) return;
     if (closing.done !== null) {
@@ -512,7 +512,7 @@ export class ShardFile {
         if (this.#closing !== closing) return;
         if (ok) this.#closing = null;
         else closing.done = null; // it failed: tried again (synchronously) next time
-        if (!ok) return this.#afterClosing(budgetMs);
+        if (!ok) return this.#afterClosing();
       });
     }
     // A synchronous close that failed is tried again (a few times, now): until it has
@@ -524,7 +524,7 @@ export class ShardFile {
       this.#retire(current.handle, current.attempts + 1);
       const retried = this.#closing as typeof closing | null;
       if (retried === null) return;
-      if (retried.done !== null) return this.#afterClosing(budgetMs);
+      if (retried.done !== null) return this.#afterClosing();
     }
     if (this.#closing !== null) {
       throw new ConnectionBrokenError(
@@ -540,7 +540,7 @@ export class ShardFile {
     if (this.#closed) throw new ShardOpenError(this.path, "the shard file was closed");
     if (this.#opening !== null) return this.#opening.then(() => this.#ensureHandle(timeoutMs));
     if (this.#handle === null && this.#closing !== null) {
-      const waited = this.#afterClosing(timeoutMs / 2);
+      const waited = this.#afterClosing();
       if (isPromise(waited)) return waited.then(() => this.#ensureHandle(timeoutMs));
     }
     if (this.#failure !== null) {
@@ -726,7 +726,7 @@ export class ShardFile {
     try {
       result = dispatch(this.#options.driver, handle, op, sql, params);
     } catch (error) {
-      throw this.#failed(session, handle, control, holdsMutex, error, sql);
+      throw this.#failed(session, handle, holdsMutex, error, sql);
     }
     if (isPromise(result)) {
       this.#inFlight++;
@@ -737,7 +737,7 @@ export class ShardFile {
         return shape(op, value);
       }, (error: unknown) => {
         this.#inFlight--;
-        throw this.#failed(session, handle, control, holdsMutex, error, sql);
+        throw this.#failed(session, handle, holdsMutex, error, sql);
       });
     }
     this.#after(session, handle, control, holdsMutex);
@@ -750,7 +750,6 @@ export class ShardFile {
   #failed(
     session: Session,
     handle: DriverHandle,
-    control: Control,
     holdsMutex: boolean,
     error: unknown,
     sql: string,
@@ -760,7 +759,6 @@ export class ShardFile {
     if (this.#handle === handle) this.#after(session, handle, Control.Transaction, holdsMutex);
     // A dropped handle already released a transaction owner's lock; release a waiter's.
     else if (holdsMutex && this.#txOwner !== session) this.#mutex.release();
-    void control;
     return reported;
   }
 
