@@ -779,3 +779,41 @@ Deno.test("native, shared WAL: a schema change by another connection reaches cac
     a.close();
   }
 });
+
+Deno.test("text rule: each driver says which strings it refuses; the manager applies it", async () => {
+  const { ShardManager } = await import("../mod.ts");
+  const { InvalidValueError, InvalidShardKeyError } = await import("../src/errors.ts");
+  await using dir = await tempDir();
+  // Both drivers refuse NUL, each for its own reason; other text passes.
+  assert.match(wasmDriver.checkText?.("a\0b") ?? "", /node-sqlite3-wasm truncates/);
+  assert.match(nativeDriver.checkText?.("a\0b") ?? "", /node:sqlite stores but reads back/);
+  for (const d of DRIVERS) assert.equal(d.checkText?.("é😀 \n"), undefined);
+
+  const open = async (driver: Driver, name: string) => {
+    const m = new ShardManager({ numShards: 2, dbDir: `${dir.path}/${name}`, pool: { driver } });
+    await m.createTable("t", { id: "INTEGER PRIMARY KEY", k: "TEXT" }, { shardKey: "id" });
+    await m.createTable("byname", { name: "TEXT PRIMARY KEY" }, { shardKey: "name" });
+    return m;
+  };
+  await using native = await open(nativeDriver, "native");
+  await assert.rejects(
+    native.insert("t", { id: 1, k: "a\0b" }),
+    (e: unknown) => e instanceof InvalidValueError && /node:sqlite/.test(e.message),
+  );
+  await assert.rejects(
+    native.insertMany("t", [{ id: 2, k: "ok" }, { id: 3, k: "x\0" }]),
+    InvalidValueError,
+  );
+  await assert.rejects(native.select("t", { where: { k: "a\0b" } }), InvalidValueError);
+  await assert.rejects(native.insert("byname", { name: "a\0b" }), InvalidShardKeyError);
+  assert.equal(await native.count("t"), 0); // nothing written
+  assert.equal(await native.count("byname"), 0);
+
+  // A driver without the rule: the same string goes through whole (node:sqlite binds it
+  // with its length) and matches itself, not "a".
+  const { checkText: _, ...ruleless } = nativeDriver;
+  await using plain = await open(ruleless as Driver, "plain");
+  await plain.insert("t", { id: 1, k: "a\0b" });
+  assert.equal(await plain.count("t", { k: "a\0b" }), 1);
+  assert.equal(await plain.count("t", { k: "a" }), 0);
+});

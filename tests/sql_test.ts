@@ -12,6 +12,8 @@ import { quoteIdentifier, validateIdentifier } from "../src/sql/identifiers.ts";
 import { buildCreateTable, buildDropTable, validateColumnDefinition } from "../src/sql/schema.ts";
 import { buildWhere } from "../src/sql/where.ts";
 import type { SqlValue } from "../src/types.ts";
+import { nativeDriver } from "../src/driver/native.ts";
+import { wasmDriver } from "../src/driver/wasm.ts";
 
 import { type MemoryDb, withMemoryDb } from "./helpers.ts";
 
@@ -239,7 +241,9 @@ Deno.test("builders refuse bad input with typed errors", () => {
   invalidValue(() => buildInsert("t", { a: new Date() as never }), "a", /Date/);
   invalidValue(() => buildInsert("t", { a: 2n ** 63n }), "a", /64-bit/);
   invalidValue(() => buildInsert("t", { a: "\ud800" }), "a", /lone surrogate/);
-  invalidValue(() => buildWhere({ a: "a\0b" }), "a", /NUL .* truncates/);
+  invalidValue(() => buildWhere({ a: "a\0b" }, wasmDriver.checkText), "a", /NUL .* truncates/);
+  invalidValue(() => buildWhere({ a: "a\0b" }, nativeDriver.checkText), "a", /NUL .* reads back/);
+  assert.deepEqual(buildWhere({ a: "a\0b" }).params, ["a\0b"]); // no driver rule: kept
   invalidValue(() => buildWhere({ a: undefined as never }), "a", /undefined/);
   invalidValue(() => buildWhere({ a: { gt: NaN } }), "a", /NaN/);
   invalidValue(() => buildUpdate("t", { b: NaN }, { a: 1 }), "b", /NaN/);

@@ -186,6 +186,15 @@ export class ShardManager implements ShardSource {
     return this.#poolOptions.driver ?? defaultPoolDriver();
   }
 
+  /**
+   * @internal The driver's rule for text (`Driver.checkText`), which the router applies
+   * before any shard is written.
+   */
+  get checkText(): ((text: string) => string | undefined) | undefined {
+    const driver = this.driver;
+    return driver.checkText === undefined ? undefined : (text) => driver.checkText?.(text);
+  }
+
   /** The strategy that maps keys to shards (it changes after a reshard). */
   get strategy(): ShardingStrategy {
     return this.#strategy;

@@ -131,6 +131,13 @@ export interface Driver {
    * WAL content included. Called outside any transaction on the handle.
    */
   backup(handle: DriverHandle, target: string): MaybePromise<void>;
+  /**
+   * Why this driver cannot store `text` and read it back intact, or `undefined` when it
+   * can (absent: every well-formed string is kept). The manager refuses such a value
+   * with `InvalidValueError` before any shard is written; statements sent on a lease
+   * bind what they are given.
+   */
+  checkText?(text: string): string | undefined;
 }
 
 /** A driver whose handles are synchronous. */

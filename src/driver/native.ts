@@ -597,6 +597,13 @@ export const nativeDriver: SyncDriver = {
   backup(handle: DriverHandle, target: string): Promise<void> {
     return nativeBackup(handle, target).then(() => {});
   },
+  checkText(text: string): string | undefined {
+    // It stores "a\0b" whole but reads text back only up to the first NUL ("a").
+    return text.includes("\0")
+      ? "the string contains NUL (U+0000), which node:sqlite stores but reads back cut at " +
+        "the NUL; store it as a Uint8Array"
+      : undefined;
+  },
 };
 
 /**

@@ -293,4 +293,11 @@ export const wasmDriver: SyncDriver = {
   backup(handle: DriverHandle, target: string): void {
     (handle as SyncDriverHandle).run("VACUUM INTO ?", [target]);
   },
+  checkText(text: string): string | undefined {
+    // It binds text up to the first NUL: "a\0b" would be stored, and match, as "a".
+    return text.includes("\0")
+      ? "the string contains NUL (U+0000), which node-sqlite3-wasm truncates when it binds " +
+        "text; store it as a Uint8Array"
+      : undefined;
+  },
 };

@@ -479,28 +479,27 @@ export class ConnectionPool {
         }),
       );
     }
-    return new Promise<PooledConnection>((resolve, reject) => {
-      const started = performance.now();
-      const waiter: Waiter<PooledConnection> = {
-        started,
-        deadline: started + timeoutMs,
-        timeoutMs,
-        resolve,
-        reject,
-        cleanup: undefined,
-        live: true,
+    const { promise, resolve, reject } = Promise.withResolvers<PooledConnection>();
+    const waiter: Waiter<PooledConnection> = {
+      started: Number.NaN, // stamped by the queue
+      deadline: Number.NaN,
+      timeoutMs,
+      resolve,
+      reject,
+      cleanup: undefined,
+      live: true,
+    };
+    if (signal !== undefined) {
+      const onAbort = () => {
+        if (!this.#waiters.remove(waiter)) return;
+        this.#counters.aborted++;
+        reject(signal.reason);
       };
-      if (signal !== undefined) {
-        const onAbort = () => {
-          if (!this.#waiters.remove(waiter)) return;
-          this.#counters.aborted++;
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-        waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
-      }
-      this.#waiters.push(waiter);
-    });
+      signal.addEventListener("abort", onAbort, { once: true });
+      waiter.cleanup = () => signal.removeEventListener("abort", onAbort);
+    }
+    this.#waiters.push(waiter);
+    return promise;
   }
 
   #expire(waiter: Waiter<PooledConnection>, now: number): void {
@@ -521,11 +520,13 @@ export class ConnectionPool {
   #serveWaiters(): void {
     const file = this.#file;
     if (file === null) return;
+    // One clock read serves every hand-off of this pass.
+    const now = performance.now();
     while (this.#activeCount < this.#max) {
-      const waiter = this.#waiters.shift();
+      const waiter = this.#waiters.shift(now);
       if (waiter === undefined) return;
       waiter.cleanup?.();
-      const waited = performance.now() - waiter.started;
+      const waited = now - waiter.started;
       this.#counters.totalWaited++;
       this.#counters.totalWaitMs += waited;
       if (waited > this.#counters.maxWaitMs) this.#counters.maxWaitMs = waited;

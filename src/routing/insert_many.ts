@@ -11,7 +11,7 @@ import type { SqlInput, SqlValue } from "../types.ts";
 import { type ShardWrite, writeAtomically } from "./atomic.ts";
 import { type BatchLedger, needsTag } from "./batches.ts";
 import { multiRowInsert, rowsPerInsert } from "../sql/dml.ts";
-import { toSqlValue } from "../sql/values.ts";
+import { type TextCheck, toSqlValue } from "../sql/values.ts";
 
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
@@ -57,12 +57,16 @@ class InsertRun {
   }
 
   /** Converts and appends one row's values (throws `InvalidValueError` on a bad one). */
-  add(row: Readonly<Record<string, SqlInput>>, columns: readonly string[]): void {
+  add(
+    row: Readonly<Record<string, SqlInput>>,
+    columns: readonly string[],
+    checkText: TextCheck | undefined,
+  ): void {
     const pending = this.#pending;
     let at = this.#pendingRows * this.width;
     for (let c = 0; c < columns.length; c++) {
       const name = columns[c] as string;
-      const value = toSqlValue(row[name], name);
+      const value = toSqlValue(row[name], name, checkText);
       if (needsTag(value)) this.special = true;
       pending[at++] = value;
     }
@@ -103,6 +107,7 @@ export function addRow(
   sql: string,
   columns: readonly string[],
   row: Readonly<Record<string, SqlInput>>,
+  checkText: TextCheck | undefined,
 ): void {
   let list = runs[shardId];
   if (list === undefined) runs[shardId] = list = [];
@@ -111,7 +116,7 @@ export function addRow(
     run = new InsertRun(sql, columns);
     list.push(run);
   }
-  run.add(row, columns);
+  run.add(row, columns, checkText);
 }
 
 /**

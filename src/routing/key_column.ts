@@ -23,6 +23,7 @@
 
 import { InvalidShardKeyError } from "../errors.ts";
 import { describeKey, normalizeKey, type ShardKey } from "./keys.ts";
+import type { TextCheck } from "../sql/values.ts";
 import type { ShardingStrategy } from "./strategies.ts";
 
 /** SQLite's type affinities, as its rules derive them from a declared column type. */
@@ -172,11 +173,10 @@ function storeInteger(key: unknown, value: number | bigint, column: KeyColumn): 
 }
 
 /** A key that is text, stored in `column`. */
-function storeText(key: string, column: KeyColumn): ShardKey {
+function storeText(key: string, column: KeyColumn, checkText: TextCheck | undefined): ShardKey {
   if (!key.isWellFormed()) return normalizeKey(key); // refuses, naming the lone surrogate
-  if (key.includes("\0")) {
-    refuse(key, column, "it contains NUL (U+0000), which the SQLite driver truncates");
-  }
+  const problem = checkText?.(key);
+  if (problem !== undefined) refuse(key, column, problem);
   switch (column.affinity) {
     case "TEXT":
       return key;
@@ -221,7 +221,8 @@ function storeText(key: string, column: KeyColumn): ShardKey {
 /**
  * The value SQLite stores for `key` in `column` (see the module documentation): the
  * value a row holds, and routes by. Without a column (a call that names no table), the
- * key itself, checked. Throws {@link InvalidShardKeyError} saying what was expected.
+ * key itself, checked. `checkText` is the driver's rule for text (see `Driver.checkText`).
+ * Throws {@link InvalidShardKeyError} saying what was expected.
  *
  * @example
  * ```ts
@@ -234,7 +235,11 @@ function storeText(key: string, column: KeyColumn): ShardKey {
  * assert.equal(storedKey(7n, name), "7");
  * ```
  */
-export function storedKey(key: unknown, column: KeyColumn | undefined): ShardKey {
+export function storedKey(
+  key: unknown,
+  column: KeyColumn | undefined,
+  checkText?: TextCheck | undefined,
+): ShardKey {
   if (column === undefined) return normalizeKey(key);
   switch (typeof key) {
     case "number":
@@ -254,7 +259,7 @@ export function storedKey(key: unknown, column: KeyColumn | undefined): ShardKey
     case "bigint":
       return storeInteger(key, normalizeKey(key) as number | bigint, column);
     case "string":
-      return storeText(key, column);
+      return storeText(key, column, checkText);
     case "object":
       if (key instanceof Uint8Array) {
         if (column.strict && column.affinity !== "BLOB") {

@@ -16,6 +16,7 @@ import type { SqlStatement } from "../sql/dml.ts";
 import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
 import { type OrderBy, type ResolvedOrderTerm, resolveOrderBy } from "../sql/order.ts";
 import { buildWhere, type Where } from "../sql/where.ts";
+import type { TextCheck } from "../sql/values.ts";
 
 function storageRank(value: SqlValue): number {
   if (value === null) return 0;
@@ -258,10 +259,11 @@ export function buildPartialAggregate(
   table: string,
   aggregates: readonly (Aggregate | string)[],
   where?: Where | undefined,
+  checkText?: TextCheck | undefined,
 ): SqlStatement {
   if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
-  const filter = buildWhere(where);
+  const filter = buildWhere(where, checkText);
   const sql = `SELECT ${list.join(", ")} FROM ${quoteIdentifier(table, "table")}`;
   return { sql: filter.sql === "" ? sql : `${sql} ${filter.sql}`, params: filter.params };
 }
@@ -419,13 +421,14 @@ export function buildGroupedAggregate(
   groupBy: readonly string[],
   aggregates: readonly (Aggregate | string)[],
   where?: Where | undefined,
+  checkText?: TextCheck | undefined,
 ): SqlStatement {
   if (groupBy.length === 0) throw new InvalidQueryError("groupBy", "name at least one column");
   if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
   const columns = groupBy.map((column) => quoteIdentifier(column, "groupBy column"));
   const keys = columns.map((column, j) => `${column} AS "g${j}"`);
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
-  const filter = buildWhere(where);
+  const filter = buildWhere(where, checkText);
   let sql = `SELECT ${[...keys, ...list].join(", ")} FROM ${quoteIdentifier(table, "table")}`;
   if (filter.sql !== "") sql += ` ${filter.sql}`;
   return { sql: `${sql} GROUP BY ${columns.join(", ")}`, params: filter.params };

@@ -42,7 +42,7 @@ import { buildDelete, buildInsert, buildSelect, buildUpdate } from "../sql/dml.t
 import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "../sql/order.ts";
 import { assertSingleStatement, statementEnd } from "../sql/single_statement.ts";
-import { toSqlValue } from "../sql/values.ts";
+import { type TextCheck, toSqlValue } from "../sql/values.ts";
 import type { ColumnFilter, Where } from "../sql/where.ts";
 import type { ShardingStrategy } from "./strategies.ts";
 
@@ -76,6 +76,11 @@ export interface ShardSource {
   readonly batchOwner?: string | undefined;
   /** How many shards run concurrently in a cross-shard operation. */
   readonly maxConcurrentShards: number;
+  /**
+   * The driver's rule for text (`Driver.checkText`): values it refuses are refused before
+   * any shard is written. Absent: only the rules that hold for every driver apply.
+   */
+  readonly checkText?: ((text: string) => string | undefined) | undefined;
 }
 
 /** Options of a routed read, update or delete. */
@@ -145,11 +150,13 @@ export class Router {
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
   readonly #ledger = new BatchLedger();
+  readonly #checkText: TextCheck | undefined;
 
   /** Creates a router over `source`'s shards using `strategy`. */
   constructor(source: ShardSource, strategy: ShardingStrategy) {
     this.#source = source;
     this.#strategy = strategy;
+    this.#checkText = source.checkText;
     // p-queue bounds how many shards one process works on at once.
     this.#queue = new PQueue({ concurrency: source.maxConcurrentShards });
   }
@@ -171,7 +178,11 @@ export class Router {
    */
   getShardId(key: ShardKey, table?: string): number {
     return this.#shardOf(
-      storedKey(key, table === undefined ? undefined : this.#source.getKeyColumn?.(table)),
+      storedKey(
+        key,
+        table === undefined ? undefined : this.#source.getKeyColumn?.(table),
+        this.#checkText,
+      ),
     );
   }
 
@@ -185,7 +196,7 @@ export class Router {
 
   /** The stored form of `key` in `table`'s shard-key column (the key as is without one). */
   #stored(table: string, key: unknown): ShardKey {
-    return storedKey(key, this.#source.getKeyColumn?.(table));
+    return storedKey(key, this.#source.getKeyColumn?.(table), this.#checkText);
   }
 
   #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
@@ -285,7 +296,7 @@ export class Router {
     const params = new Array<SqlValue>(columns.length);
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i] as string;
-      params[i] = toSqlValue(row[column], column);
+      params[i] = toSqlValue(row[column], column, this.#checkText);
     }
     return { sql, params, columns };
   }
@@ -456,7 +467,7 @@ export class Router {
           columns = statement.columns;
           sql = statement.sql;
         }
-        addRow(runs, shardId, sql, columns as string[], row);
+        addRow(runs, shardId, sql, columns as string[], row, this.#checkText);
       }
       await writeRuns(this.#source, this.#ledger, table, runs);
       return rows.length;
@@ -539,7 +550,7 @@ export class Router {
       const { shards, where } = this.#target(table, options);
       const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
       if (shards.length === 1) {
-        const statement = buildSelect(table, { ...options, where });
+        const statement = buildSelect(table, { ...options, where }, this.#checkText);
         return await this.#onShard(
           shards[0] as number,
           (c) => c.all(statement.sql, statement.params),
@@ -555,7 +566,7 @@ export class Router {
         columns,
         orderBy: terms.length > 0 ? terms : undefined,
         limit: shardLimit(options),
-      });
+      }, this.#checkText);
       const lists = await this.#onShards(shards, (c) => c.all(perShard.sql, perShard.params));
       let rows: Row[];
       if (terms.length > 0) {
@@ -629,7 +640,7 @@ export class Router {
         );
       }
       const { shards, where } = this.#target(table, options);
-      const statement = buildUpdate(table, changes, where);
+      const statement = buildUpdate(table, changes, where, this.#checkText);
       return await this.#writeEach(table, shards, statement, { op: "update", changes, where });
     } finally {
       this.#source.leave();
@@ -673,7 +684,7 @@ export class Router {
     try {
       this.#checkWrite(options, "delete");
       const { shards, where } = this.#target(table, options);
-      const statement = buildDelete(table, where);
+      const statement = buildDelete(table, where, this.#checkText);
       return await this.#writeEach(table, shards, statement, { op: "delete", where });
     } finally {
       this.#source.leave();
@@ -696,7 +707,7 @@ export class Router {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
-      const statement = buildPartialAggregate(table, parsed, where);
+      const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
       const partials = await this.#onShards(shards, async (c) => {
         return (await c.get(statement.sql, statement.params)) ?? {};
       });
@@ -728,7 +739,7 @@ export class Router {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
-      const statement = buildGroupedAggregate(table, columns, parsed, where);
+      const statement = buildGroupedAggregate(table, columns, parsed, where, this.#checkText);
       const lists = await this.#onShards(shards, (c) => c.all(statement.sql, statement.params));
       return combineGroups(columns, parsed, list, lists);
     } finally {

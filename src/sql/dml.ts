@@ -10,7 +10,7 @@ import type { SqlInput, SqlValue } from "../types.ts";
 import { describeKey } from "./describe.ts";
 import { quoteIdentifier, validateIdentifier } from "./identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "./order.ts";
-import { toSqlValue } from "./values.ts";
+import { type TextCheck, toSqlValue } from "./values.ts";
 import { buildWhere, type Where } from "./where.ts";
 
 /** A statement ready to run: SQL text with `?` placeholders and the values to bind. */
@@ -76,7 +76,11 @@ export function checkCount(value: unknown, option: string): number {
  * assert(params[0] === 30 && params[1] === 10);
  * ```
  */
-export function buildSelect(table: string, options: SelectOptions = {}): SqlStatement {
+export function buildSelect(
+  table: string,
+  options: SelectOptions = {},
+  checkText?: TextCheck | undefined,
+): SqlStatement {
   const parts = [`SELECT`];
   if (options.columns === undefined) {
     parts.push("*");
@@ -87,7 +91,7 @@ export function buildSelect(table: string, options: SelectOptions = {}): SqlStat
     parts.push(options.columns.map((c) => quoteIdentifier(c, "column")).join(", "));
   }
   parts.push(`FROM ${quoteIdentifier(table, "table")}`);
-  const where = buildWhere(options.where);
+  const where = buildWhere(options.where, checkText);
   const params = [...where.params];
   if (where.sql !== "") parts.push(where.sql);
   if (options.orderBy !== undefined) {
@@ -110,7 +114,11 @@ export function buildSelect(table: string, options: SelectOptions = {}): SqlStat
   return { sql: parts.join(" "), params };
 }
 
-function rowEntries(row: unknown, option: string): [string, SqlValue][] {
+function rowEntries(
+  row: unknown,
+  option: string,
+  checkText: TextCheck | undefined,
+): [string, SqlValue][] {
   if (typeof row !== "object" || row === null || Array.isArray(row) || row instanceof Uint8Array) {
     throw new InvalidQueryError(
       option,
@@ -119,7 +127,7 @@ function rowEntries(row: unknown, option: string): [string, SqlValue][] {
   }
   return Object.entries(row).map(([name, value]) => {
     const column = validateIdentifier(name, "column");
-    return [column, toSqlValue(value, column)];
+    return [column, toSqlValue(value, column, checkText)];
   });
 }
 
@@ -145,6 +153,7 @@ export function buildInsert(
   table: string,
   row: Readonly<Record<string, SqlInput>>,
   options: InsertOptions = {},
+  checkText?: TextCheck | undefined,
 ): SqlStatement {
   const verb = options.onConflict === undefined
     ? "INSERT"
@@ -156,7 +165,7 @@ export function buildInsert(
       throw new InvalidQueryError("onConflict", `expected "ignore" or "replace"`);
     })();
   const target = quoteIdentifier(table, "table");
-  const entries = rowEntries(row, "row");
+  const entries = rowEntries(row, "row", checkText);
   if (entries.length === 0) return { sql: `${verb} INTO ${target} DEFAULT VALUES`, params: [] };
   return {
     sql: `${verb} INTO ${target} (${entries.map(([c]) => `"${c}"`).join(", ")}) VALUES (${
@@ -272,11 +281,12 @@ export function buildUpdate(
   table: string,
   changes: Readonly<Record<string, SqlInput>>,
   where?: Where | undefined,
+  checkText?: TextCheck | undefined,
 ): SqlStatement {
   const target = quoteIdentifier(table, "table");
-  const entries = rowEntries(changes, "changes");
+  const entries = rowEntries(changes, "changes", checkText);
   if (entries.length === 0) throw new InvalidQueryError("changes", "there is nothing to update");
-  const filter = buildWhere(where);
+  const filter = buildWhere(where, checkText);
   const sql = `UPDATE ${target} SET ${entries.map(([c]) => `"${c}" = ?`).join(", ")}`;
   return {
     sql: filter.sql === "" ? sql : `${sql} ${filter.sql}`,
@@ -294,9 +304,13 @@ export function buildUpdate(
  * assert(buildDelete("users", { id: 7 }).sql === 'DELETE FROM "users" WHERE "id" = ?');
  * ```
  */
-export function buildDelete(table: string, where?: Where | undefined): SqlStatement {
+export function buildDelete(
+  table: string,
+  where?: Where | undefined,
+  checkText?: TextCheck | undefined,
+): SqlStatement {
   const target = quoteIdentifier(table, "table");
-  const filter = buildWhere(where);
+  const filter = buildWhere(where, checkText);
   return {
     sql: filter.sql === "" ? `DELETE FROM ${target}` : `DELETE FROM ${target} ${filter.sql}`,
     params: filter.params,

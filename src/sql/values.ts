@@ -10,9 +10,16 @@ import type { SqlValue } from "../types.ts";
 import { describeKey } from "./describe.ts";
 
 /**
+ * A driver's rule for text (`Driver.checkText`): why it cannot store `text` and
+ * read it back intact, or `undefined` when it can.
+ */
+export type TextCheck = (text: string) => string | undefined;
+
+/**
  * Checks that a value can be bound and stored faithfully, and returns what to bind:
  * booleans become 0/1; NaN (SQLite would store NULL), bigints outside int64, strings
- * with lone surrogates or NUL characters (the driver truncates text at NUL), `undefined`, objects other than Uint8Array, functions and
+ * with lone surrogates, strings the driver's `checkText` refuses (both built-in drivers
+ * refuse NUL characters), `undefined`, objects other than Uint8Array, functions and
  * symbols throw {@link InvalidValueError} naming `column`. ±Infinity is allowed
  * (stored as REAL infinity).
  *
@@ -23,18 +30,19 @@ import { describeKey } from "./describe.ts";
  * assert(toSqlValue(true, "active") === 1);
  * ```
  */
-export function toSqlValue(value: unknown, column: string): SqlValue {
+export function toSqlValue(
+  value: unknown,
+  column: string,
+  checkText?: TextCheck | undefined,
+): SqlValue {
   switch (typeof value) {
     case "string":
       if (!value.isWellFormed()) {
         throw new InvalidValueError(column, "the string has a lone surrogate (invalid Unicode)");
       }
-      // node-sqlite3-wasm binds text up to the first NUL: "a\0b" would be stored, and match, as "a"
-      if (value.includes("\0")) {
-        throw new InvalidValueError(
-          column,
-          "the string contains NUL (U+0000), which the SQLite driver truncates; store it as a Uint8Array",
-        );
+      if (checkText !== undefined) {
+        const problem = checkText(value);
+        if (problem !== undefined) throw new InvalidValueError(column, problem);
       }
       return value;
     case "number":

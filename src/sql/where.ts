@@ -8,7 +8,7 @@ import { InvalidQueryError } from "../errors.ts";
 import type { SqlInput, SqlValue } from "../types.ts";
 import { describeKey } from "./describe.ts";
 import { validateIdentifier } from "./identifiers.ts";
-import { toSqlValue } from "./values.ts";
+import { type TextCheck, toSqlValue } from "./values.ts";
 
 /**
  * Operators for one column of a filter; several operators in one object are AND-ed.
@@ -58,7 +58,12 @@ function isFilter(value: unknown): value is ColumnFilter {
 
 const COMPARISONS = { lt: "<", lte: "<=", gt: ">", gte: ">=" } as const;
 
-function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): string[] {
+function filterTerms(
+  column: string,
+  filter: ColumnFilter,
+  params: SqlValue[],
+  checkText: TextCheck | undefined,
+): string[] {
   const quoted = `"${column}"`;
   const terms: string[] = [];
   for (const [op, operand] of Object.entries(filter) as [string, unknown][]) {
@@ -66,7 +71,7 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
     switch (op) {
       case "eq":
       case "ne": {
-        const value = toSqlValue(operand, column);
+        const value = toSqlValue(operand, column, checkText);
         if (value === null) terms.push(`${quoted} IS ${op === "eq" ? "" : "NOT "}NULL`);
         else {
           terms.push(`${quoted} ${op === "eq" ? "=" : "<>"} ?`);
@@ -78,7 +83,7 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
       case "lte":
       case "gt":
       case "gte": {
-        const value = toSqlValue(operand, column);
+        const value = toSqlValue(operand, column, checkText);
         if (value === null) {
           throw new InvalidQueryError(at, "a comparison with null matches nothing; use isNull");
         }
@@ -91,7 +96,7 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
         if (!Array.isArray(operand)) {
           throw new InvalidQueryError(at, `expected an array, got ${describeKey(operand)}`);
         }
-        const values = operand.map((item) => toSqlValue(item, column));
+        const values = operand.map((item) => toSqlValue(item, column, checkText));
         const nonNull = values.filter((v) => v !== null);
         const hasNull = nonNull.length < values.length;
         const list = nonNull.length === 0
@@ -114,7 +119,7 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
           throw new InvalidQueryError(at, `expected a string pattern, got ${describeKey(operand)}`);
         }
         terms.push(`${quoted} LIKE ?`);
-        params.push(toSqlValue(operand, column));
+        params.push(toSqlValue(operand, column, checkText));
         break;
       case "isNull":
         if (typeof operand !== "boolean") {
@@ -137,7 +142,7 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
 
 /**
  * Builds a WHERE clause (with the leading `WHERE`) from a filter, or an empty string
- * when there is nothing to filter. Plain values test equality (`null`: `IS NULL`);
+ * when there is nothing to filter; `checkText` is the driver's rule for text. Plain values test equality (`null`: `IS NULL`);
  * operator objects allow `ne lt lte gt gte in notIn like isNull` (see {@link ColumnFilter}).
  *
  * @example
@@ -149,7 +154,10 @@ function filterTerms(column: string, filter: ColumnFilter, params: SqlValue[]): 
  * assert(params.length === 2);
  * ```
  */
-export function buildWhere(where?: Where | undefined): WhereClause {
+export function buildWhere(
+  where?: Where | undefined,
+  checkText?: TextCheck | undefined,
+): WhereClause {
   if (where === undefined) return { sql: "", params: [] };
   if (typeof where !== "object" || where === null || Array.isArray(where)) {
     throw new InvalidQueryError("where", `expected an object, got ${describeKey(where)}`);
@@ -159,10 +167,10 @@ export function buildWhere(where?: Where | undefined): WhereClause {
   for (const [name, condition] of Object.entries(where)) {
     const column = validateIdentifier(name, "column");
     if (isFilter(condition)) {
-      terms.push(...filterTerms(column, condition, params));
+      terms.push(...filterTerms(column, condition, params, checkText));
       continue;
     }
-    const value = toSqlValue(condition, column);
+    const value = toSqlValue(condition, column, checkText);
     if (value === null) {
       terms.push(`"${column}" IS NULL`);
     } else {
