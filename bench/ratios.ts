@@ -114,7 +114,8 @@ const rows = Array.from({ length: 100_000 }, (_, i) => ({
   await report(
     "100 tasks on 4 slots, µs per lease, async-mutex Semaphore alone",
     () => contended(() => gp.acquire(), (r) => gp.release(r)),
-    () => contended(() => semaphore.acquire().then(([, release]) => release), (r: () => void) => r()),
+    () =>
+      contended(() => semaphore.acquire().then(([, release]) => release), (r: () => void) => r()),
     "none (information: the floor a queue of promises sets)",
   );
   await sl.closeAll();
