@@ -450,8 +450,8 @@ export class ShardManager implements ShardSource {
   }
 
   /** Selects rows by key, or across every shard with ORDER BY/LIMIT/OFFSET merged exactly. */
-  select(table: string, options?: SelectRouteOptions): Promise<Row[]> {
-    return this.#router.routeSelect(table, options);
+  select<T extends object = Row>(table: string, options?: SelectRouteOptions): Promise<T[]> {
+    return this.#router.routeSelect(table, options) as Promise<unknown[]> as Promise<T[]>;
   }
 
   /**
@@ -571,18 +571,20 @@ export class ShardManager implements ShardSource {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  aggregateBy(
+  aggregateBy<T extends object = Row>(
     table: string,
     groupBy: string | readonly string[],
     expressions: string | readonly string[],
     options?: RouteOptions,
-  ): Promise<Row[]> {
-    return this.#router.routeAggregateBy(table, groupBy, expressions, options);
+  ): Promise<T[]> {
+    return this.#router.routeAggregateBy(table, groupBy, expressions, options) as Promise<
+      unknown[]
+    > as Promise<T[]>;
   }
 
   /** Raw SQL on the shard of `key`; returns its rows. */
-  query(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
-    return this.#router.routeQuery(key, sql, params);
+  query<T extends object = Row>(key: ShardKey, sql: string, params?: Params): Promise<T[]> {
+    return this.#router.routeQuery(key, sql, params) as Promise<unknown[]> as Promise<T[]>;
   }
 
   /**
@@ -590,8 +592,12 @@ export class ShardManager implements ShardSource {
    * and aggregates are per shard here; use {@link aggregate} or {@link aggregateBy} for
    * combined ones.
    */
-  queryAll(sql: string, params?: Params, options?: QueryAllOptions): Promise<Row[]> {
-    return this.#router.routeQueryAll(sql, params, options);
+  queryAll<T extends object = Row>(
+    sql: string,
+    params?: Params,
+    options?: QueryAllOptions,
+  ): Promise<T[]> {
+    return this.#router.routeQueryAll(sql, params, options) as Promise<unknown[]> as Promise<T[]>;
   }
 
   /** Runs `fn` in a transaction on the shard of `key`: ACID on that shard. */

@@ -271,14 +271,32 @@ export class PooledConnection {
     return result.changes;
   }
 
-  /** Runs a query and returns every row as an object keyed by column name. */
-  all(sql: string, params?: Params): Promise<Row[]> {
-    return this.#settled<Row[]>(Op.All, sql, params);
+  /**
+   * Runs a query and returns every row as an object keyed by column name. `T` names the
+   * row's shape (default {@link Row}); it is not checked against the database.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+   *   await conn.run("INSERT INTO users (name) VALUES (?)", ["Ada"]);
+   *   const users = await conn.all<{ id: number; name: string }>("SELECT * FROM users");
+   *   const first: string | undefined = users[0]?.name;
+   *   if (first !== "Ada") throw new Error("expected Ada");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  all<T extends object = Row>(sql: string, params?: Params): Promise<T[]> {
+    return this.#settled<T[]>(Op.All, sql, params);
   }
 
-  /** Runs a query and returns its first row, or undefined. */
-  get(sql: string, params?: Params): Promise<Row | undefined> {
-    return this.#settled<Row | undefined>(Op.Get, sql, params);
+  /** Runs a query and returns its first row (typed as `T`, default {@link Row}), or undefined. */
+  get<T extends object = Row>(sql: string, params?: Params): Promise<T | undefined> {
+    return this.#settled<T | undefined>(Op.Get, sql, params);
   }
 
   /** Runs one or more `;`-separated statements without parameters. */
