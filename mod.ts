@@ -37,7 +37,8 @@ export {
   type PoolOptions,
   type PoolStats,
 } from "./src/pool/pool.ts";
-export { Cursor, PooledConnection } from "./src/pool/connection.ts";
+export { Cursor, type IterateOptions, PooledConnection } from "./src/pool/connection.ts";
+export type { ListenerErrorEvent, QueryEvent, SlowQueryEvent } from "./src/pool/query_monitor.ts";
 export {
   type KeyOption,
   type ShardInfo,
@@ -84,6 +85,7 @@ export type {
   ReshardReport,
 } from "./src/api/reshard.ts";
 export {
+  type IterateRouteOptions,
   type QueryAllOptions,
   type RouteOptions,
   Router,
@@ -91,6 +93,14 @@ export {
   type ShardSource,
   type WriteRouteOptions,
 } from "./src/routing/router.ts";
+export type {
+  ConflictMode,
+  InsertManyOptions,
+  InsertRouteOptions,
+  NoReturning,
+  ReturningOption,
+  UpsertOptions,
+} from "./src/routing/write_options.ts";
 export {
   type DescriptorKey,
   type HashDescriptor,
@@ -116,6 +126,7 @@ export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";
 export {
   type ConfigureOptions,
   type Driver,
+  type DriverCursor,
   type DriverHandle,
   isPromise,
   type MaybePromise,

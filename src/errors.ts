@@ -484,9 +484,9 @@ export class InvalidQueryError extends ShardliteError {
   readonly option: string;
   /** Why it was refused. */
   readonly reason: string;
-  /** Creates the error for `option`. */
-  constructor(option: string, reason: string) {
-    super(`invalid query option ${option}: ${reason}.`);
+  /** Creates the error for `option`; `options.cause` is SQLite's refusal, when it refused. */
+  constructor(option: string, reason: string, options?: ErrorOptions) {
+    super(`invalid query option ${option}: ${reason}.`, options);
     this.option = option;
     this.reason = reason;
   }

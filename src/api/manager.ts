@@ -17,6 +17,7 @@ import type { BatchRecovery } from "../routing/batches.ts";
 import type { ShardKey } from "../routing/keys.ts";
 import type { KeyColumn, KeyForm } from "../routing/key_column.ts";
 import {
+  type IterateRouteOptions,
   type QueryAllOptions,
   type RouteOptions,
   Router,
@@ -25,6 +26,13 @@ import {
   type WriteRouteOptions,
 } from "../routing/router.ts";
 import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
+import type {
+  InsertManyOptions,
+  InsertRouteOptions,
+  NoReturning,
+  ReturningOption,
+  UpsertOptions,
+} from "../routing/write_options.ts";
 import type { CreateTableOptions } from "../sql/schema.ts";
 import { validateIdentifier } from "../sql/identifiers.ts";
 import type { Where } from "../sql/where.ts";
@@ -41,6 +49,7 @@ import {
 import { fileExists, ShardDirectory } from "./directory.ts";
 import { shardFilePath } from "./layout.ts";
 import { LoadedMap } from "./loaded_map.ts";
+import { formatMetrics } from "./metrics.ts";
 import {
   type MigrateOptions,
   type MigrateReport,
@@ -294,6 +303,41 @@ export class ShardManager implements ShardSource {
     return this.#pools.stats;
   }
 
+  /**
+   * The manager's figures in the Prometheus text exposition format, one series per shard
+   * used so far (`shard="<id>"`): leases, lease waits and their time, lease timeouts,
+   * overload refusals, statements, statement errors, slow statements, handle replacements,
+   * active leases and waiters, the statement-time histogram (when statements are timed:
+   * `onQuery`, `slowQueryMs` or `timeStatements`), and open shards. Counters never go
+   * down while the manager lives, also when `maxOpenShards` closes and reopens a shard.
+   * Serve it as `text/plain; version=0.0.4`.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 2, dbDir: dir, timeStatements: true });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * await manager.insert("t", { id: 1 });
+   * const text = manager.metrics();
+   * const shard = manager.getShardId(1, "t");
+   * if (!text.includes("# TYPE shardlite_statements_total counter")) throw new Error("declared");
+   * if (!text.includes(`shardlite_statement_duration_seconds_count{shard="${shard}"}`)) {
+   *   throw new Error("timed");
+   * }
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  metrics(): string {
+    const open = this.#pools.stats;
+    return formatMetrics(this.#pools.metrics(), {
+      openShards: open.open,
+      maxOpenShards: open.max,
+      evictions: open.evictions,
+    });
+  }
+
   /** The shard-key column recorded for `table`, if any. */
   getShardKeyColumn(table: string): string | undefined {
     return this.#tables.shardKeyColumn(table);
@@ -409,13 +453,123 @@ export class ShardManager implements ShardSource {
     await ddl.dropTable(this.#parts, table, options);
   }
 
-  /** Inserts a row on its key's shard; the key may be omitted when the table has a shard key. */
+  /**
+   * Inserts a row on its key's shard; the key may be omitted when the table has a shard
+   * key. The third argument is the key, or options `{ key, returning }`: with `returning`
+   * the call resolves to the inserted row's columns (SQL `RETURNING`, so defaults and a
+   * rowid SQLite assigned are in it) instead of the statement's `RunResult`.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", {
+   *   id: "INTEGER PRIMARY KEY",
+   *   name: "TEXT",
+   *   plan: "TEXT DEFAULT 'free'",
+   * }, { shardKey: "id" });
+   * const [row] = await manager.insert("users", { id: 1, name: "Ada" }, {
+   *   returning: ["id", "plan"],
+   * });
+   * if (row?.plan !== "free") throw new Error("expected the default plan");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   insert(
     table: string,
     row: Readonly<Record<string, SqlInput>>,
-    key?: ShardKey,
-  ): Promise<RunResult> {
-    return this.#router.routeInsert(table, row, key);
+    options: InsertRouteOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Inserts a row on its key's shard and resolves to the statement's result. */
+  insert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    keyOrOptions?: ShardKey | (InsertRouteOptions & NoReturning),
+  ): Promise<RunResult>;
+  /** Inserts a row: its columns with `returning`, else the statement's result. */
+  insert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    keyOrOptions?: ShardKey | InsertRouteOptions,
+  ): Promise<RunResult | Row[]>;
+  insert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    keyOrOptions?: ShardKey | InsertRouteOptions,
+  ): Promise<RunResult | Row[]> {
+    if (
+      typeof keyOrOptions === "object" && keyOrOptions !== null &&
+      !(keyOrOptions instanceof Uint8Array)
+    ) {
+      return this.#router.routeInsert(table, row, undefined, keyOrOptions);
+    }
+    return this.#router.routeInsert(table, row, keyOrOptions);
+  }
+
+  /**
+   * Inserts `row` on its key's shard or, when it collides there with an existing row on
+   * the conflict target, updates that row instead (SQL `INSERT ... ON CONFLICT (target)
+   * DO UPDATE SET c = excluded.c`). Routed by the row's shard key as {@link insert}.
+   *
+   * - `conflict`: the target, the columns of a PRIMARY KEY or UNIQUE constraint; default
+   *   the table's primary key (a rowid table's `INTEGER PRIMARY KEY` counts). Any other
+   *   set is refused with `InvalidQueryError` (`option: "conflict"`) and nothing is
+   *   written. A target without the shard key is unique per shard only.
+   * - `update`: the columns that take the row's values on a conflict; default every
+   *   column of `row` outside the target and the shard key. Empty, or nothing left by the
+   *   default: the existing row stays as it is (`DO NOTHING`, an insert-or-ignore on that
+   *   target). Naming the shard key is refused (`option: "update"`).
+   * - `returning`: resolve to the inserted or updated row's columns instead of the
+   *   `RunResult` (no row when the conflict updated nothing).
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", {
+   *   id: "INTEGER PRIMARY KEY",
+   *   name: "TEXT",
+   *   visits: "INTEGER",
+   * }, { shardKey: "id" });
+   * await manager.upsert("users", { id: 7, name: "Ada", visits: 1 }); // inserted
+   * const [ada] = await manager.upsert("users", { id: 7, name: "Ada L.", visits: 2 }, {
+   *   returning: ["name", "visits"],
+   * }); // updated: id 7 exists
+   * if (ada?.name !== "Ada L." || ada.visits !== 2) throw new Error("expected the update");
+   * // Only the listed columns change on a conflict.
+   * await manager.upsert("users", { id: 7, name: "not this", visits: 3 }, { update: ["visits"] });
+   * const [row] = await manager.select("users", { key: 7 });
+   * if (row?.name !== "Ada L." || row.visits !== 3) throw new Error("expected visits only");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  upsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options: UpsertOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Inserts or updates a row and resolves to the statement's result. */
+  upsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options?: UpsertOptions & NoReturning,
+  ): Promise<RunResult>;
+  /** Inserts or updates a row: its columns with `returning`, else the statement's result. */
+  upsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options?: UpsertOptions,
+  ): Promise<RunResult | Row[]>;
+  upsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options?: UpsertOptions,
+  ): Promise<RunResult | Row[]> {
+    return this.#router.routeUpsert(table, row, options);
   }
 
   /**
@@ -425,6 +579,16 @@ export class ShardManager implements ShardSource {
    * crash cut off. Before that first COMMIT a failure rolls every shard back; after it, a
    * shard that cannot commit (even on a second try) gives `BatchPendingError`, and its part
    * is applied when the directory is next opened. Returns the number of rows inserted.
+   *
+   * The third argument is the rows' keys (for a table without a shard-key column), or
+   * options (see {@link InsertManyOptions}): `onConflict: "ignore"` skips rows that
+   * collide with an existing row (or an earlier row of the call) on a PRIMARY KEY or
+   * UNIQUE constraint, `onConflict: "update"` updates the existing row as {@link upsert}
+   * does (same `conflict` and `update` options and defaults); rows apply in order, so of
+   * two rows with one key the later wins, as in one database. Still all or nothing: a row
+   * failing NOT NULL or CHECK writes nothing anywhere, and a replay after a crash applies
+   * the same conflict handling. With `onConflict` the call resolves to the rows inserted
+   * or updated, and with `returning` to those rows' columns (merged over shards).
    *
    * @example
    * ```ts
@@ -444,9 +608,69 @@ export class ShardManager implements ShardSource {
   insertMany(
     table: string,
     rows: readonly Readonly<Record<string, SqlInput>>[],
-    keys?: readonly ShardKey[],
-  ): Promise<number> {
-    return this.#router.routeInsertMany(table, rows, keys);
+    options: InsertManyOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Inserts rows all or nothing across shards and resolves to how many were written. */
+  insertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keysOrOptions?: readonly ShardKey[] | (InsertManyOptions & NoReturning),
+  ): Promise<number>;
+  /** Inserts rows all or nothing across shards: rows with `returning`, else a count. */
+  insertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keysOrOptions?: readonly ShardKey[] | InsertManyOptions,
+  ): Promise<number | Row[]>;
+  insertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keysOrOptions?: readonly ShardKey[] | InsertManyOptions,
+  ): Promise<number | Row[]> {
+    if (
+      typeof keysOrOptions !== "object" || keysOrOptions === null || Array.isArray(keysOrOptions)
+    ) {
+      return this.#router.routeInsertMany(table, rows, keysOrOptions as readonly ShardKey[]);
+    }
+    const { keys, ...options } = keysOrOptions as InsertManyOptions;
+    return this.#router.routeInsertMany(table, rows, keys, options);
+  }
+
+  /**
+   * Streams the rows {@link select} would return, in the same order, without holding them
+   * all: shard after shard, or with `orderBy` an ordered merge that holds `pageSize` rows
+   * per shard (default 256), giving the event loop a turn between pages. Breaking out of
+   * the loop (or `return()`) ends every shard's query and returns every lease. Bad options
+   * reject the first `next()`. Rows another caller commits meanwhile may or may not be seen.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", age: "INTEGER" }, {
+   *   shardKey: "id",
+   * });
+   * await manager.insertMany("users", Array.from({ length: 1000 }, (_, i) => ({ id: i + 1, age: i % 90 })));
+   * let previous = -1;
+   * for await (const user of manager.iterate<{ id: number; age: number }>("users", {
+   *   where: { age: { gte: 18 } },
+   *   orderBy: ["age", "id"],
+   *   pageSize: 100,
+   * })) {
+   *   if (user.age < previous) throw new Error("out of order");
+   *   previous = user.age;
+   * }
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  iterate<T extends object = Row>(
+    table: string,
+    options?: IterateRouteOptions,
+  ): AsyncIterableIterator<T> {
+    return this.#router.routeIterate(table, options) as AsyncIterableIterator<
+      unknown
+    > as AsyncIterableIterator<T>;
   }
 
   /** Selects rows by key, or across every shard with ORDER BY/LIMIT/OFFSET merged exactly. */
@@ -457,22 +681,82 @@ export class ShardManager implements ShardSource {
   /**
    * Updates rows; refuses to touch every row unless `{ allShards: true }`. With `key`, on
    * that key's shard; without, on every shard, all or nothing (also across a crash, as
-   * {@link insertMany}). Returns the rows changed.
+   * {@link insertMany}). Returns the rows changed, or with `returning` the changed rows'
+   * columns as updated (SQL `RETURNING`): over several shards, every shard's rows merged
+   * in no particular order, returned once every shard has committed.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", age: "INTEGER" }, {
+   *   shardKey: "id",
+   * });
+   * await manager.insertMany("users", [{ id: 1, age: 30 }, { id: 2, age: 40 }, { id: 3, age: 17 }]);
+   * const older = await manager.update("users", { age: 50 }, {
+   *   where: { age: { gte: 18 } },
+   *   returning: ["id", "age"],
+   * });
+   * const ids = older.map((r) => r.id).sort();
+   * if (ids.join() !== "1,2" || older.some((r) => r.age !== 50)) throw new Error("expected 1, 2");
+   * if (await manager.update("users", { age: 18 }, { key: 3 }) !== 1) throw new Error("one row");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   update(
     table: string,
     changes: Readonly<Record<string, SqlInput>>,
+    options: WriteRouteOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Updates rows and resolves to how many changed. */
+  update(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options?: WriteRouteOptions & NoReturning,
+  ): Promise<number>;
+  /** Updates rows: the rows with `returning`, else their count. */
+  update(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
     options?: WriteRouteOptions,
-  ): Promise<number> {
+  ): Promise<number | Row[]>;
+  update(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options?: WriteRouteOptions,
+  ): Promise<number | Row[]> {
     return this.#router.routeUpdate(table, changes, options);
   }
 
   /**
    * Deletes rows; refuses to delete every row unless `{ allShards: true }`. With `key`, on
    * that key's shard; without, on every shard, all or nothing (also across a crash, as
-   * {@link insertMany}). Returns the rows deleted.
+   * {@link insertMany}). Returns the rows deleted, or with `returning` the deleted rows'
+   * columns (merged over shards as {@link update} does).
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using manager = new ShardManager({ numShards: 4, dbDir: dir });
+   * await manager.createTable("users", { id: "INTEGER PRIMARY KEY", name: "TEXT" }, {
+   *   shardKey: "id",
+   * });
+   * await manager.insert("users", { id: 9, name: "Bo" });
+   * const [gone] = await manager.delete("users", { key: 9, returning: ["name"] });
+   * if (gone?.name !== "Bo") throw new Error("expected Bo");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
-  delete(table: string, options?: WriteRouteOptions): Promise<number> {
+  delete(table: string, options: WriteRouteOptions & ReturningOption): Promise<Row[]>;
+  /** Deletes rows and resolves to how many were deleted. */
+  delete(table: string, options?: WriteRouteOptions & NoReturning): Promise<number>;
+  /** Deletes rows: the rows with `returning`, else their count. */
+  delete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
+  delete(table: string, options?: WriteRouteOptions): Promise<number | Row[]> {
     return this.#router.routeDelete(table, options);
   }
 

@@ -7,6 +7,7 @@
 
 import { shardFilePath } from "./layout.ts";
 import { checkAccess, ConnectionPool, defaultPoolDriver, type PoolOptions } from "../pool/pool.ts";
+import type { QueryEvent } from "../pool/query_monitor.ts";
 import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
 
 /** Options of a {@link ShardManager}. */
@@ -39,6 +40,48 @@ export interface ShardManagerOptions {
    * (reshard, repairPlacement, restore) refuse while other users are live.
    */
   access?: "exclusive" | "shared";
+  /**
+   * Called after every statement any shard runs, with `shardId`, the shard file, the SQL,
+   * its time in ms, the rows it returned or changed, and its error if it failed: the
+   * user's statements (the `select({ key })` fast path included), the library's own on
+   * the user's behalf (cross-shard parts, batch bookkeeping, migrations, reshard moves),
+   * and the BEGIN/COMMIT/ROLLBACK of transactions; not health checks or the pragmas run
+   * when a file opens. Same as `pool.onQuery` (set one or the other). A listener that
+   * throws does not break the statement (it is reported as a `listener-error` event).
+   *
+   * @example Count statements per shard
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const perShard = new Map<number, number>();
+   * await using manager = new ShardManager({
+   *   numShards: 2,
+   *   dbDir: dir,
+   *   onQuery: (e) => perShard.set(e.shardId ?? -1, (perShard.get(e.shardId ?? -1) ?? 0) + 1),
+   * });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * perShard.clear();
+   * await manager.insert("t", { id: 7 });
+   * await manager.select("t", { key: 7 });
+   * const shard = manager.getShardId(7, "t");
+   * if (perShard.get(shard) !== 2 || perShard.size !== 1) throw new Error("insert + select");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  onQuery?: (event: QueryEvent) => void;
+  /**
+   * A statement taking at least this long (ms), on any shard, is also reported as a
+   * `slow-query` event through `pool.onEvent` (console warning by default). Same as
+   * `pool.slowQueryMs` (set one or the other).
+   */
+  slowQueryMs?: number;
+  /**
+   * Time every statement for the statement-time histogram of `metrics()` even without
+   * `onQuery` or `slowQueryMs` (which time statements anyway). Default false. Same as
+   * `pool.timeStatements`.
+   */
+  timeStatements?: boolean;
 }
 
 /** {@link ShardManagerOptions} checked, with their defaults filled in. */
@@ -117,7 +160,14 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
     );
   }
   checkAccess(access, driver);
-  const pool = { ...options.pool, access };
+  const pool: PoolOptions = { ...options.pool, access };
+  for (const name of ["onQuery", "slowQueryMs", "timeStatements"] as const) {
+    if (options[name] === undefined) continue;
+    if (options.pool?.[name] !== undefined) {
+      throw new TypeError(`${name} is set both on the manager and in pool; set it once`);
+    }
+    (pool as Record<string, unknown>)[name] = options[name];
+  }
   // Fail at construction on bad pool options rather than at the first query.
   new ConnectionPool(shardFilePath(dbDir, 0), pool);
   return {

@@ -5,8 +5,9 @@
  * @module
  */
 
-import { ConnectionPool, type PoolOptions } from "../pool/pool.ts";
+import { ConnectionPool, type PoolMetrics, type PoolOptions } from "../pool/pool.ts";
 import { shardFilePath } from "./layout.ts";
+import { ShardMetrics } from "./shard_metrics.ts";
 
 /** What {@link PoolCache.stats} returns (a manager's `openShards`). */
 export interface OpenShards {
@@ -43,6 +44,8 @@ export class PoolCache {
   // Pools closed to respect the bound, until their close completes.
   readonly #evicting = new Set<Promise<void>>();
   #evictions = 0;
+  // The counts of pools closed here, so that a shard's counters survive its pool.
+  readonly #metrics = new ShardMetrics();
 
   /** A cache over the shard files of `dbDir`, each pool built with `options`. */
   constructor(dbDir: string, options: PoolOptions, maxOpenShards: number) {
@@ -59,6 +62,7 @@ export class PoolCache {
         name: `shard ${shardId}`,
         ...this.#options,
       });
+      pool.assignShard(shardId);
       this.#pools.set(shardId, pool);
     } else if (this.#pools.size >= this.#max) {
       // Mark it most recently used; only needed once the bound is near.
@@ -100,7 +104,7 @@ export class PoolCache {
   /** Takes `pool` out and closes it in the background (tracked until done). */
   #closeInBackground(shardId: number, pool: ConnectionPool): void {
     this.#pools.delete(shardId);
-    const closing = pool.closeAll().catch(() => {
+    const closing = this.#metrics.retire(shardId, pool, pool.closeAll()).catch(() => {
       // A close that fails leaves the file for the next open to check; nothing to add.
     });
     this.#evicting.add(closing);
@@ -134,6 +138,12 @@ export class PoolCache {
     await pool?.closeAll();
     // A pool closed to respect maxOpenShards may still be closing.
     await this.#settled();
+    this.#metrics.forget(shardId);
+  }
+
+  /** Every shard's figures since the cache was made, closed pools' included (by shard id). */
+  metrics(): Map<number, PoolMetrics> {
+    return this.#metrics.collect(this.#pools);
   }
 
   /**
@@ -149,9 +159,11 @@ export class PoolCache {
 
   /** Forgets every pool and closes them, ignoring failures (an open that failed). */
   async discard(): Promise<void> {
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools];
     this.#pools.clear();
-    await Promise.allSettled(pools.map((pool) => pool.closeAll()));
+    await Promise.allSettled(
+      pools.map(([shardId, pool]) => this.#metrics.retire(shardId, pool, pool.closeAll())),
+    );
   }
 
   async #settled(): Promise<void> {

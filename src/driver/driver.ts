@@ -76,6 +76,20 @@ export interface DriverHandle {
   exec(sql: string): MaybePromise<void>;
   /** Finalizes every cached statement and closes the handle. */
   close(): MaybePromise<void>;
+  /**
+   * Runs a query and hands its rows out a page at a time (a statement of its own, not
+   * the cache's, open until the last page or {@link DriverCursor.close}). Optional: without
+   * it the pool reads every row at once and pages them from memory.
+   */
+  iterate?(sql: string, params?: Params): MaybePromise<DriverCursor>;
+}
+
+/** A query being read a page at a time ({@link DriverHandle.iterate}). */
+export interface DriverCursor {
+  /** Up to `max` next rows; fewer than `max` means there are no more (the cursor closed). */
+  next(max: number): MaybePromise<Row[]>;
+  /** Ends the query early (idempotent); the handle stays usable. */
+  close(): MaybePromise<void>;
 }
 
 /** A handle whose methods return their values directly (no promise). */
@@ -92,6 +106,8 @@ export interface SyncDriverHandle extends DriverHandle {
   values(sql: string, params?: Params): PositionalRows;
   /** Runs one or more statements without parameters. */
   exec(sql: string): void;
+  /** Runs a query, its rows handed out a page at a time (see {@link DriverHandle.iterate}). */
+  iterate?(sql: string, params?: Params): DriverCursor;
   /** Finalizes every cached statement and closes the handle. */
   close(): void;
 }

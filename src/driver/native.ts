@@ -25,6 +25,7 @@ import { backup, DatabaseSync, type SQLInputValue, type StatementSync } from "no
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
 import type {
   ConfigureOptions,
+  DriverCursor,
   DriverHandle,
   OpenOptions,
   PositionalRows,
@@ -459,6 +460,61 @@ class NativeHandle implements SyncDriverHandle {
     } finally {
       this.#ran(entry);
     }
+  }
+
+  iterate(sql: string, params?: Params): DriverCursor {
+    const db = this.#open();
+    if (isEmptySql(sql)) throw nothingToPrepare();
+    // A statement of its own: a cached one could be reset under it by another call.
+    let statement: StatementSync;
+    let rows: Iterator<unknown>;
+    let columns: readonly string[];
+    try {
+      statement = db.prepare(sql);
+      statement.setReadBigInts(true);
+      (statement as StatementSync & { setReturnArrays(enabled: boolean): void })
+        .setReturnArrays(true);
+      statement.setAllowBareNamedParameters(false);
+      columns = statement.columns().map((column) => column.name);
+      rows = statement.iterate(...bindArgs(params));
+    } catch (error) {
+      throw this.#failure(error, sql);
+    }
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      try {
+        rows.return?.();
+      } catch {
+        // Resetting a statement reports its last error again; it was reported already.
+      }
+    };
+    return {
+      next: (max: number): Row[] => {
+        const page: Row[] = [];
+        if (done) return page;
+        // node:sqlite's iterator just ends on a closed database: say so instead.
+        if (!this.isOpen) throw closedError();
+        try {
+          while (page.length < max) {
+            const step = rows.next();
+            if (step.done) break;
+            const values = step.value as unknown[];
+            if (values.length !== columns.length) {
+              columns = statement.columns().map((column) => column.name);
+            }
+            page.push(toRow(values, columns));
+          }
+        } catch (error) {
+          finish();
+          throw this.#failure(error, sql);
+        }
+        if (page.length < max) finish();
+        return page;
+      },
+      close: finish,
+    };
   }
 
   exec(sql: string): void {

@@ -12,6 +12,7 @@
 
 import sqlite from "npm:node-sqlite3-wasm@0.8.60";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
+import type { DriverCursor } from "./driver.ts";
 import type {
   ConfigureOptions,
   DriverHandle,
@@ -118,6 +119,46 @@ class WasmHandle implements SyncDriverHandle {
       if (this.#cacheSize > 0) this.#statements.set(sql, statement);
     }
     return statement;
+  }
+
+  iterate(sql: string, params?: Params): DriverCursor {
+    // A statement of its own: a cached one could be reset under it by another call.
+    const statement = this.#db.prepare(sql);
+    assertDriverInternals(statement);
+    const inner = internals(statement);
+    let columns: string[];
+    try {
+      inner._bind(params as BindValues);
+      columns = inner._getColumnNames();
+    } catch (error) {
+      finalizeQuietly(statement);
+      throw error;
+    }
+    let done = false;
+    const finish = () => {
+      done = true;
+      finalizeQuietly(statement);
+    };
+    const db = this.#db;
+    return {
+      next(max: number): Row[] {
+        const rows: Row[] = [];
+        if (done) return rows;
+        // A closed database steps no rows: say so rather than end the stream early.
+        if (!db.isOpen || statement.isFinalized) {
+          throw new Error("Database is closed: a cursor was open on it");
+        }
+        try {
+          while (rows.length < max && inner._step()) rows.push(inner._getRow(columns, false));
+        } catch (error) {
+          finish();
+          throw error;
+        }
+        if (rows.length < max) finish();
+        return rows;
+      },
+      close: finish,
+    };
   }
 
   #release(sql: string, statement: WasmStatement): void {

@@ -8,8 +8,16 @@ import { LeaseReleasedError, PoolTimeoutError, QueryError } from "../errors.ts";
 import { isPromise, type PositionalRows } from "../driver/driver.ts";
 import { assertSingleStatement } from "../sql/single_statement.ts";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
-import { Op, type Session, type ShardFile } from "./shard_file.ts";
+import {
+  Op,
+  type PageRequest,
+  type Session,
+  type ShardCursor,
+  type ShardFile,
+} from "./shard_file.ts";
+import { yieldToEventLoop } from "./yield.ts";
 import type { ConnectionPool } from "./pool.ts";
+import type { QueryMonitor } from "./query_monitor.ts";
 
 /**
  * The rows of one `execute()`, read positionally as the original Shardlite's
@@ -63,6 +71,18 @@ export class Cursor {
 
 const EMPTY_CURSOR = new Cursor([], [], -1, undefined);
 
+type MaybeCursor = ShardCursor | Promise<ShardCursor>;
+
+/** Ends a stream's query; an error there changes nothing for the caller (the rows are read). */
+function closeQuietly(stream: ShardCursor): void {
+  try {
+    const closed = stream.cursor.close();
+    if (isPromise(closed)) closed.catch(() => {});
+  } catch {
+    // Finalizing reports the statement's last error again; it was reported already.
+  }
+}
+
 // The method behind each operation, for errors; exec() takes scripts and is not checked.
 const CALLS: Readonly<Record<Op, string>> = {
   [Op.Run]: "conn.run()",
@@ -72,7 +92,27 @@ const CALLS: Readonly<Record<Op, string>> = {
   [Op.Exec]: "conn.exec()",
   [Op.RunMany]: "conn.runMany()",
   [Op.Backup]: "conn.backupTo()",
+  [Op.Cursor]: "conn.iterate()",
+  [Op.Page]: "conn.iterate()",
 };
+
+/** Options of {@link PooledConnection.iterate}. */
+export interface IterateOptions {
+  /** Rows read from SQLite at a time (default {@link DEFAULT_PAGE_SIZE}). */
+  readonly pageSize?: number | undefined;
+}
+
+/** Rows a stream reads at a time unless told otherwise. */
+export const DEFAULT_PAGE_SIZE = 256;
+
+/** Checks a `pageSize` option. */
+export function checkPageSize(value: unknown): number {
+  if (value === undefined) return DEFAULT_PAGE_SIZE;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`pageSize must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
 
 /**
  * A lease on a pool: a session over the shard's single handle. Statement methods are
@@ -106,6 +146,7 @@ export class PooledConnection {
   readonly #timeoutMs: number;
   #released = false;
   #cursor: Cursor = EMPTY_CURSOR;
+  #streams: Set<ShardCursor> | null = null;
   #savepoints = 0;
   /** @internal When the lease was taken (performance.now()), when leak detection is on. */
   readonly acquiredAt: number;
@@ -161,7 +202,97 @@ export class PooledConnection {
   markReleased(): Session {
     this.#released = true;
     this.#cursor = EMPTY_CURSOR;
+    if (this.#streams !== null) {
+      // A stream still open when its lease ends: its statement is finalized now.
+      for (const stream of this.#streams) closeQuietly(stream);
+      this.#streams = null;
+    }
     return this.#session;
+  }
+
+  /**
+   * Runs a query and yields its rows one by one, reading `pageSize` rows from SQLite at a
+   * time and giving the event loop a turn between pages, so memory stays bounded however
+   * many rows there are. Breaking out of the loop (or `return()`) ends the query; so does
+   * returning the lease. The stream is not a snapshot: a row another lease commits on
+   * this shard meanwhile may or may not be seen, as SQLite says for a connection's own
+   * changes. `T` names the row's shape (default {@link Row}).
+   *
+   * @example
+   * ```ts
+   * import { ConnectionPool } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * await using pool = new ConnectionPool(`${dir}/s.db`);
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE t (x INTEGER)");
+   *   await conn.runMany("INSERT INTO t VALUES (?)", Array.from({ length: 1000 }, (_, i) => [i]));
+   *   let sum = 0;
+   *   for await (const row of conn.iterate<{ x: number }>("SELECT x FROM t", [], { pageSize: 100 })) {
+   *     sum += row.x;
+   *   }
+   *   if (sum !== 499_500) throw new Error("every row once");
+   * });
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  iterate<T extends object = Row>(
+    sql: string,
+    params?: Params,
+    options?: IterateOptions,
+  ): AsyncIterableIterator<T> {
+    const pageSize = checkPageSize(options?.pageSize);
+    return this.#stream(sql, params, pageSize) as AsyncIterableIterator<T>;
+  }
+
+  async *#stream(
+    sql: string,
+    params: Params | undefined,
+    pageSize: number,
+  ): AsyncGenerator<Row, void, undefined> {
+    const stream = await (this.#statement(Op.Cursor, sql, params) as ShardCursor);
+    (this.#streams ??= new Set()).add(stream);
+    try {
+      const request: PageRequest = { cursor: stream, max: pageSize };
+      for (;;) {
+        const page = await (this.#statement(Op.Page, sql, request as unknown as Params) as
+          | Row[]
+          | Promise<Row[]>);
+        for (let i = 0; i < page.length; i++) yield page[i] as Row;
+        if (page.length < pageSize) return;
+        await yieldToEventLoop();
+      }
+    } finally {
+      if (this.#streams?.delete(stream)) closeQuietly(stream);
+    }
+  }
+
+  /** @internal Opens a stream read page by page (the router's cross-shard merge). */
+  openStream(sql: string, params: Params | undefined): Promise<ShardCursor> {
+    return Promise.resolve(this.#statement(Op.Cursor, sql, params) as MaybeCursor).then(
+      (stream) => {
+        (this.#streams ??= new Set()).add(stream);
+        return stream;
+      },
+    );
+  }
+
+  /** @internal The next page of a stream opened with {@link openStream}. */
+  readPage(stream: ShardCursor, max: number): Promise<Row[]> {
+    try {
+      const request: PageRequest = { cursor: stream, max };
+      return Promise.resolve(
+        this.#statement(Op.Page, stream.sql, request as unknown as Params) as
+          | Row[]
+          | Promise<Row[]>,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** @internal Ends a stream opened with {@link openStream}. */
+  closeStream(stream: ShardCursor): void {
+    if (this.#streams?.delete(stream)) closeQuietly(stream);
   }
 
   /**
@@ -188,8 +319,46 @@ export class PooledConnection {
       throw new TypeError(`sql must be a string, got ${typeof sql}`);
     }
     // Checked before anything reaches the driver, which would run only the first statement.
-    if (op !== Op.Exec) assertSingleStatement(sql, CALLS[op]);
-    return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
+    if (op !== Op.Exec && op !== Op.Page) assertSingleStatement(sql, CALLS[op]);
+    // A page of a query being iterated is not a statement of its own: the query counted.
+    if (op === Op.Page) {
+      return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
+    }
+    const monitor = this.pool.monitor;
+    if (monitor.timing) return this.#timed(monitor, op, sql, params);
+    // Untimed: one increment, no clock read, nothing allocated unless the answer is a promise.
+    monitor.statements++;
+    let result: unknown;
+    try {
+      result = this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
+    } catch (error) {
+      monitor.errors++;
+      throw error;
+    }
+    return isPromise(result) ? result.then(undefined, monitor.countError) : result;
+  }
+
+  /** A statement timed for `onQuery`, `slowQueryMs` or the statement-time histogram. */
+  #timed(monitor: QueryMonitor, op: Op, sql: string, params: Params | undefined): unknown {
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
+    } catch (error) {
+      monitor.failed(sql, started, error);
+      throw error;
+    }
+    if (!isPromise(result)) {
+      monitor.done(op, sql, started, result);
+      return result;
+    }
+    return result.then((value) => {
+      monitor.done(op, sql, started, value);
+      return value;
+    }, (error: unknown) => {
+      monitor.failed(sql, started, error);
+      throw error;
+    });
   }
 
   /** @internal The error for a statement that resumes after its lease was returned. */
@@ -380,7 +549,7 @@ export class PooledConnection {
   rollback(): Promise<void> {
     if (this.#released) return Promise.reject(new LeaseReleasedError(this.#file.path, this.id));
     this.#savepoints = 0;
-    this.#file.rollbackIfOwner(this.#session);
+    this.pool.monitor.rollback(this.#file, this.#session);
     return Promise.resolve();
   }
 
@@ -419,7 +588,7 @@ export class PooledConnection {
       await this.exec("COMMIT");
       return result;
     } catch (error) {
-      if (!this.#released) this.#file.rollbackIfOwner(this.#session);
+      if (!this.#released) this.pool.monitor.rollback(this.#file, this.#session);
       throw error;
     }
   }

@@ -23,6 +23,13 @@ import {
   type ShardFileEvent,
 } from "./shard_file.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
+import {
+  type ListenerErrorEvent,
+  type QueryEvent,
+  QueryMonitor,
+  type SlowQueryEvent,
+  type StatementTimes,
+} from "./query_monitor.ts";
 
 /** Options of a {@link ConnectionPool}. */
 export interface PoolOptions {
@@ -51,8 +58,66 @@ export interface PoolOptions {
   synchronous?: "full" | "normal";
   /** A name for messages and stats; defaults to the path. */
   name?: string;
-  /** Receives pool events (leaks, double returns, rollbacks on return, handle replacement). */
+  /**
+   * Receives pool events (leaks, double returns, rollbacks on return, handle replacement,
+   * slow queries, listener errors). Default: warnings on the console. A listener that
+   * throws is reported on the console; the pool carries on.
+   */
   onEvent?: (event: PoolEvent) => void;
+  /**
+   * Called after every statement a lease runs (the user's, the library's own on the
+   * user's behalf, and the BEGIN/COMMIT/ROLLBACK of transactions; not health checks),
+   * with its SQL, its time, the rows it returned or changed, and its error if it failed.
+   * Called synchronously, so keep it cheap; a listener that throws or rejects does not
+   * affect the statement (it is reported as a `listener-error` event). Without it (and
+   * without `slowQueryMs` and `timeStatements`) statements are not timed at all.
+   *
+   * @example Log every statement with its time
+   * ```ts
+   * import { ConnectionPool, type QueryEvent } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const seen: QueryEvent[] = [];
+   * await using pool = new ConnectionPool(`${dir}/s.db`, { onQuery: (e) => seen.push(e) });
+   * await pool.withConnection(async (conn) => {
+   *   await conn.exec("CREATE TABLE t (x)");
+   *   await conn.run("INSERT INTO t VALUES (1), (2)");
+   *   await conn.all("SELECT x FROM t");
+   * });
+   * const [, insert, select] = seen;
+   * if (insert?.rows !== 2 || select?.rows !== 2) throw new Error("rows changed, rows read");
+   * if (!(select.durationMs >= 0) || select.sql !== "SELECT x FROM t") throw new Error("timed");
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  onQuery?: (event: QueryEvent) => void;
+  /**
+   * A statement that takes at least this long (ms) is also reported as a `slow-query`
+   * event through `onEvent` (counted in `slowQueries`). Default off. Setting it times
+   * every statement (two clock reads each).
+   *
+   * @example Report statements slower than 100 ms
+   * ```ts
+   * import { ConnectionPool, type PoolEvent } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const events: PoolEvent[] = [];
+   * await using pool = new ConnectionPool(`${dir}/s.db`, {
+   *   slowQueryMs: 0, // every statement is "slow": the example need not wait
+   *   onEvent: (e) => events.push(e),
+   * });
+   * await pool.withConnection((conn) => conn.get("SELECT 1 AS one"));
+   * const slow = events.find((e) => e.type === "slow-query");
+   * if (slow?.type !== "slow-query" || slow.sql !== "SELECT 1 AS one") throw new Error("slow");
+   * if (pool.getPoolStats().slowQueries !== 1) throw new Error("counted");
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  slowQueryMs?: number;
+  /**
+   * Time every statement for the statement-time histogram of `ShardManager.metrics()`,
+   * even without `onQuery` or `slowQueryMs` (either of which times statements anyway).
+   * Default false: a clock read costs about as much as a pooled point read's overhead.
+   */
+  timeStatements?: boolean;
   /** The driver that opens handles. Default: `wasmDriver` (node-sqlite3-wasm). */
   driver?: Driver;
   /**
@@ -84,6 +149,8 @@ export type PoolEvent =
   | { type: "double-return"; path: string; leaseId: number }
   | { type: "rollback-on-return"; path: string; leaseId: number }
   | { type: "forced-close"; path: string; leaseId: number; graceMs: number }
+  | SlowQueryEvent
+  | ListenerErrorEvent
   | ShardFileEvent;
 
 /** A snapshot of a pool's state. */
@@ -126,6 +193,12 @@ export interface PoolStats extends HandleStats {
   rollbacksOnReturn: number;
   /** Sessions discarded by closeConnection(). */
   connectionsClosed: number;
+  /** Statements run through the pool's leases (ROLLBACKs included). */
+  totalStatements: number;
+  /** Of those, statements that failed. */
+  statementErrors: number;
+  /** Statements that took at least `slowQueryMs`. */
+  slowQueries: number;
   /** Whether closeAll() was called. */
   closed: boolean;
 }
@@ -183,6 +256,21 @@ function defaultEventHandler(event: PoolEvent): void {
     case "file-missing":
       console.error(`shardlite: ${event.error.message}`);
       break;
+    case "slow-query":
+      console.warn(
+        `shardlite: ${event.path} - slow statement: ${event.durationMs.toFixed(1)} ms${
+          event.rows === undefined ? "" : `, ${event.rows} rows`
+        }${event.error === undefined ? "" : " (failed)"}: ${
+          event.sql.length > 200 ? `${event.sql.slice(0, 200)}…` : event.sql
+        }`,
+      );
+      break;
+    case "listener-error":
+      console.error(
+        `shardlite: ${event.path} - the ${event.listener} listener threw:`,
+        event.error,
+      );
+      break;
     default:
       break;
   }
@@ -208,6 +296,37 @@ export function setDefaultDriverForTests(driver: Driver): void {
 /** @internal The driver pools use when their options name none (`wasmDriver`). */
 export function defaultPoolDriver(): Driver {
   return defaultDriver;
+}
+
+/**
+ * @internal One pool's figures for `ShardManager.metrics()`: counters (which only grow)
+ * and the gauges `activeLeases` and `waiting`.
+ */
+export interface PoolMetrics {
+  /** Leases handed out. */
+  leases: number;
+  /** Leases that waited for a free slot. */
+  leaseWaits: number;
+  /** Time spent waiting for leases, ms. */
+  leaseWaitMs: number;
+  /** Lease waits that timed out. */
+  leaseTimeouts: number;
+  /** Requests refused with PoolOverloadedError. */
+  overloaded: number;
+  /** Statements run. */
+  statements: number;
+  /** Statements that failed. */
+  statementErrors: number;
+  /** Statements that took at least slowQueryMs. */
+  slowQueries: number;
+  /** The statement-time histogram; null when statements are not timed. */
+  statementTimes: StatementTimes | null;
+  /** Broken handles closed (replaced on the next statement), seen while attached. */
+  handlesReplaced: number;
+  /** Leases active now (a gauge). */
+  activeLeases: number;
+  /** Callers waiting for a lease now (a gauge). */
+  waiting: number;
 }
 
 /**
@@ -251,7 +370,13 @@ export class ConnectionPool {
     synchronous: "full" | "normal";
   };
   readonly #onEvent: (event: PoolEvent) => void;
-  readonly #listener = (event: ShardFileEvent) => this.#onEvent(event);
+  readonly #listener = (event: ShardFileEvent) => {
+    if (event.type === "handle-replaced") this.#handlesReplaced++;
+    this.#onEvent(event);
+  };
+  #handlesReplaced = 0;
+  /** @internal Statement counts and, when asked for, their timing; leases report here. */
+  readonly monitor: QueryMonitor;
   #file: ShardFile | null = null;
   readonly #idle: Session[] = [];
   // Active leases as an intrusive list: a Set costs more than the rest of a lease.
@@ -333,7 +458,39 @@ export class ConnectionPool {
     if (this.#fileOptions.synchronous !== "full" && this.#fileOptions.synchronous !== "normal") {
       throw new TypeError(`synchronous must be "full" or "normal"`);
     }
-    this.#onEvent = options.onEvent ?? defaultEventHandler;
+    const onEvent = options.onEvent ?? defaultEventHandler;
+    if (typeof onEvent !== "function") throw new TypeError("onEvent must be a function");
+    const path = dbPath;
+    // Events come from inside returns and statements: a listener that throws must not
+    // leave the pool half way through one.
+    this.#onEvent = (event) => {
+      try {
+        onEvent(event);
+      } catch (error) {
+        console.error(`shardlite: ${path} - the onEvent listener threw on "${event.type}":`, error);
+      }
+    };
+    if (options.onQuery !== undefined && typeof options.onQuery !== "function") {
+      throw new TypeError("onQuery must be a function");
+    }
+    if (options.timeStatements !== undefined && typeof options.timeStatements !== "boolean") {
+      throw new TypeError("timeStatements must be a boolean");
+    }
+    this.monitor = new QueryMonitor(dbPath, {
+      onQuery: options.onQuery,
+      slowQueryMs: options.slowQueryMs === undefined
+        ? undefined
+        : positiveMs(options.slowQueryMs, "slowQueryMs", true),
+      timeStatements: options.timeStatements ?? false,
+    }, this.#onEvent);
+  }
+
+  /**
+   * @internal Tells the pool which shard of a manager it serves: its `onQuery` and
+   * `slow-query` events then carry `shardId`.
+   */
+  assignShard(shardId: number): void {
+    this.monitor.shardId = shardId;
   }
 
   /** True when no lease is out, nobody waits and the pool is not closing. */
@@ -557,7 +714,7 @@ export class ConnectionPool {
     this.#activeCount--;
     const file = this.#file;
     let keep = keepSession && !this.#closing;
-    if (file !== null && file.rollbackIfOwner(session)) {
+    if (file !== null && this.monitor.rollback(file, session)) {
       this.#counters.rollbacksOnReturn++;
       this.#onEvent({ type: "rollback-on-return", path: this.#path, leaseId: conn.id });
       keep = keep && session.lostTransaction === null;
@@ -774,7 +931,30 @@ export class ConnectionPool {
       waiting: this.#waiters.size,
       timeoutMs: this.#timeoutMs,
       ...this.#counters,
+      totalStatements: this.monitor.statements,
+      statementErrors: this.monitor.errors,
+      slowQueries: this.monitor.slowQueries,
       closed: this.#closing,
+    };
+  }
+
+  /** @internal The pool's figures for `ShardManager.metrics()`. */
+  metrics(): PoolMetrics {
+    const counters = this.#counters;
+    const monitor = this.monitor;
+    return {
+      leases: counters.totalLeases,
+      leaseWaits: counters.totalWaited,
+      leaseWaitMs: counters.totalWaitMs,
+      leaseTimeouts: counters.timeouts,
+      overloaded: counters.overloaded,
+      statements: monitor.statements,
+      statementErrors: monitor.errors,
+      slowQueries: monitor.slowQueries,
+      statementTimes: monitor.times,
+      handlesReplaced: this.#handlesReplaced,
+      activeLeases: this.#activeCount,
+      waiting: this.#waiters.size,
     };
   }
 }

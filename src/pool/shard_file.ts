@@ -9,6 +9,7 @@
 import { Mutex } from "npm:async-mutex@0.5.0";
 import {
   type Driver,
+  type DriverCursor,
   type DriverHandle,
   isPromise,
   type MaybePromise,
@@ -97,12 +98,43 @@ export interface HandleStats {
   attachedPools: number;
 }
 
-/** Which driver method a statement runs through. */
-export const Op = { Run: 0, All: 1, Get: 2, Values: 3, Exec: 4, RunMany: 5, Backup: 6 } as const;
+/**
+ * Which driver method a statement runs through. `Cursor` opens a query read a page at a
+ * time ({@link ShardCursor}); `Page` reads its next page (its params are a {@link PageRequest}).
+ */
+export const Op = {
+  Run: 0,
+  All: 1,
+  Get: 2,
+  Values: 3,
+  Exec: 4,
+  RunMany: 5,
+  Backup: 6,
+  Cursor: 7,
+  Page: 8,
+} as const;
 /** One of {@link Op}'s values. */
 export type Op = typeof Op[keyof typeof Op];
 
-type OpResult = RunResult | Row[] | Row | undefined | PositionalRows | void;
+/** A query open on one handle of the file, read a page at a time. */
+export interface ShardCursor {
+  /** The handle the query runs on: its pages can come from no other. */
+  readonly handle: DriverHandle;
+  /** The driver's cursor. */
+  readonly cursor: DriverCursor;
+  /** The query (for errors and `onQuery`). */
+  readonly sql: string;
+}
+
+/** What an `Op.Page` statement carries in place of parameters. */
+export interface PageRequest {
+  /** The cursor to read. */
+  readonly cursor: ShardCursor;
+  /** Rows to read at most. */
+  readonly max: number;
+}
+
+type OpResult = RunResult | Row[] | Row | undefined | PositionalRows | void | ShardCursor;
 
 /** What a statement does to the transaction, judged from its text before it runs. */
 const Control = { None: 0, Transaction: 1 } as const;
@@ -578,6 +610,31 @@ export class ShardFile {
   ): OpResult | Promise<OpResult> {
     if (session.lostTransaction !== null) return Promise.reject(session.lostTransaction);
     const control = controlOf(op, sql);
+    if (op === Op.Cursor && control !== Control.None) {
+      throw new TypeError("iterate() reads a query; it cannot begin or end a transaction");
+    }
+    if (op === Op.Page && this.#shared) {
+      // Under shared access a cursor stays on its own handle, whatever the session does.
+      const { handle } = (params as unknown as PageRequest).cursor;
+      if (!handle.isOpen) {
+        throw new ConnectionBrokenError(
+          this.path,
+          "the handle a query was being read from was closed; run the query again",
+        );
+      }
+      return this.#sharedRun(
+        session,
+        handle,
+        op,
+        sql,
+        params,
+        control,
+        performance.now(),
+        timeoutMs,
+        1,
+        reporter,
+      );
+    }
     if (this.#shared) {
       return this.#sharedStatement(session, op, sql, params, control, timeoutMs, reporter);
     }
@@ -721,6 +778,14 @@ export class ShardFile {
     if (handle === null) {
       if (holdsMutex) this.#mutex.release();
       throw new ConnectionBrokenError(this.path, "no open handle");
+    }
+    if (op === Op.Page && (params as unknown as PageRequest).cursor.handle !== handle) {
+      // Replaced while this page waited its turn: its statement went with the old handle.
+      if (holdsMutex) this.#mutex.release();
+      throw new ConnectionBrokenError(
+        this.path,
+        "the handle a query was being read from was replaced; run the query again",
+      );
     }
     let result: MaybePromise<OpResult | number>;
     try {
@@ -1205,7 +1270,40 @@ function dispatch(
     case Op.RunMany:
       // One call for many rows: no await and no bookkeeping per row.
       return handle.runMany(sql, params as unknown as readonly Params[]);
+    case Op.Cursor: {
+      if (handle.iterate === undefined) {
+        // No cursor in the driver: every row at once, handed out a page at a time.
+        const rows = handle.all(sql, params);
+        return isPromise(rows)
+          ? rows.then((all) => ({ handle, cursor: memoryCursor(all), sql }))
+          : { handle, cursor: memoryCursor(rows), sql };
+      }
+      const cursor = handle.iterate(sql, params);
+      return isPromise(cursor)
+        ? cursor.then((opened) => ({ handle, cursor: opened, sql }))
+        : { handle, cursor, sql };
+    }
+    case Op.Page: {
+      const request = params as unknown as PageRequest;
+      return request.cursor.cursor.next(request.max);
+    }
   }
+}
+
+/** Rows already read, handed out as a cursor. */
+function memoryCursor(rows: Row[]): DriverCursor {
+  let at = 0;
+  return {
+    next(max: number): Row[] {
+      const page = rows.slice(at, at + max);
+      at += page.length;
+      if (page.length < max) rows = [];
+      return page;
+    },
+    close(): void {
+      rows = [];
+    },
+  };
 }
 
 function shape(op: Op, value: OpResult | number): OpResult {

@@ -11,7 +11,6 @@ import { BatchPendingError, ShardOperationError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import {
-  applyPart,
   BATCH_OWNER_SEPARATOR,
   type BatchLedger,
   type BatchPart,
@@ -79,7 +78,9 @@ export async function writeAtomically(
         throw new ShardOperationError(shardIds[i] as number, conn.path, error);
       });
     }
-    await Promise.all(shardIds.map(async (shardId, i) => {
+    // Every share settles before anything is rolled back: a share still writing when
+    // another failed would go on in autocommit mode after its ROLLBACK, and keep its rows.
+    const written = await Promise.allSettled(shardIds.map(async (shardId, i) => {
       const conn = leases[i] as PooledConnection;
       const debts = owed[i] as string[];
       try {
@@ -98,6 +99,8 @@ export async function writeAtomically(
         throw new ShardOperationError(shardId, conn.path, error);
       }
     }));
+    const failed = written.find((outcome) => outcome.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
     // Before the first COMMIT any failure rolls every shard back.
     const head = commitOrder[0] as number;
     const first = leases[head] as PooledConnection;
@@ -116,7 +119,9 @@ export async function writeAtomically(
         await conn.commit();
         ledger.deleted(shardId, owed[i] as string[]);
       } catch {
-        const failure = await landPart(conn, table, batch as PreparedBatch, shardId);
+        const landed = await landPart(conn, writes[i] as ShardWrite, batch as PreparedBatch);
+        if (typeof landed === "number") changes[i] = landed;
+        const failure = typeof landed === "number" ? undefined : landed.error;
         if (failure !== undefined) {
           pending ??= new BatchPendingError(
             (batch as PreparedBatch).id,
@@ -142,23 +147,24 @@ export async function writeAtomically(
 }
 
 /**
- * A shard's COMMIT failed past the batch's commit point: tries its part once more, in a
- * new transaction, from its redo part. Returns the error if that fails too (then
- * the coordinator's redo record applies it when the directory is next opened).
+ * A shard's COMMIT failed past the batch's commit point: writes its share once more (the
+ * statements its redo part holds), in a new transaction. Resolves to the rows changed,
+ * or to the error if that fails too (then the coordinator's redo record applies the part
+ * when the directory is next opened). Writing the share itself, not replaying the part,
+ * lets a write that collects RETURNING rows collect those of the committed try.
  */
 async function landPart(
   conn: PooledConnection,
-  table: string,
+  share: ShardWrite,
   batch: PreparedBatch,
-  shardId: number,
-): Promise<unknown> {
+): Promise<number | { error: unknown }> {
   await conn.rollback().catch(() => {});
-  const part = batch.parts.find((p) => p.shard === shardId) as BatchPart;
   return await conn.transaction(async (tx) => {
     await tx.exec(CREATE_BATCH_TABLE);
-    await applyPart(tx, table, part);
+    const changed = await share.write(tx);
     await tx.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
-  }).then(() => undefined, (error: unknown) => error);
+    return changed;
+  }).then((changed) => changed, (error: unknown) => ({ error }));
 }
 
 /**

@@ -21,6 +21,7 @@ import { Buffer } from "node:buffer";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
 import { buildDelete, buildInsert, buildUpdate, packInsert } from "../sql/dml.ts";
+import { conflictClause, type OnConflict } from "../sql/upsert.ts";
 import type { Where } from "../sql/where.ts";
 
 /**
@@ -52,6 +53,11 @@ export interface BatchRun {
   columns: string[];
   /** Values, row after row; several rows may share one array. */
   values: SqlValue[][];
+  /**
+   * What the INSERT does on a uniqueness conflict (`insertMany`'s `onConflict`), so a
+   * replay does the same; absent: a plain INSERT (and in every record of format 1).
+   */
+  conflict?: OnConflict;
 }
 
 /** An UPDATE or DELETE as stored in a redo record (rebuilt and validated on replay). */
@@ -69,7 +75,8 @@ export interface BatchPart {
 }
 
 interface Payload {
-  format: 1;
+  /** 1, or 2 when a run has a `conflict` (older readers then refuse the record, not misread it). */
+  format: 1 | 2;
   table: string;
   parts: BatchPart[];
 }
@@ -108,14 +115,18 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * `special` says whether any value {@link needsTag} (JSON is faster without a replacer).
  */
 export function encodeBatch(table: string, parts: BatchPart[], special: boolean): Uint8Array {
-  const payload: Payload = { format: 1, table, parts };
+  const conflicts = parts.some((p) => p.runs?.some((r) => r.conflict !== undefined) === true);
+  const payload: Payload = { format: conflicts ? 2 : 1, table, parts };
   return encoder.encode(special ? JSON.stringify(payload, replacer) : JSON.stringify(payload));
 }
 
 /** Parses a redo record's payload. */
 export function decodeBatch(bytes: Uint8Array): { table: string; parts: BatchPart[] } {
   const payload = JSON.parse(decoder.decode(bytes), reviver) as Payload;
-  if (payload?.format !== 1 || typeof payload.table !== "string" || !Array.isArray(payload.parts)) {
+  if (
+    (payload?.format !== 1 && payload?.format !== 2) || typeof payload.table !== "string" ||
+    !Array.isArray(payload.parts)
+  ) {
     throw new Error(`${BATCH_TABLE}: a redo record has an unknown format`);
   }
   return payload;
@@ -132,6 +143,8 @@ export async function applyPart(
     const width = run.columns.length;
     const row = Object.fromEntries(run.columns.map((c) => [c, null]));
     const sql = buildInsert(table, row).sql; // validates the table and the columns again
+    // The same conflict handling as the write it replays (its columns validated again too).
+    const suffix = run.conflict === undefined ? "" : conflictClause(run.conflict);
     const rows: SqlValue[][] = [];
     for (const values of run.values) {
       if (width === 0) rows.push([]); // a DEFAULT VALUES row
@@ -139,7 +152,7 @@ export async function applyPart(
         rows.push(values.slice(at, at + width));
       }
     }
-    for (const packed of packInsert(sql, rows)) {
+    for (const packed of packInsert(sql, rows, suffix)) {
       changes += await conn.runMany(packed.sql, packed.params);
     }
   }

@@ -7,18 +7,29 @@
  */
 
 import type { ConnectionPool } from "../pool/pool.ts";
-import type { SqlInput, SqlValue } from "../types.ts";
+import type { Row, SqlInput, SqlValue } from "../types.ts";
 import { type ShardWrite, writeAtomically } from "./atomic.ts";
-import { type BatchLedger, needsTag } from "./batches.ts";
+import { type BatchLedger, type BatchRun, needsTag } from "./batches.ts";
 import { multiRowInsert, rowsPerInsert } from "../sql/dml.ts";
+import type { OnConflict } from "../sql/upsert.ts";
 import { type TextCheck, toSqlValue } from "../sql/values.ts";
+
+/** What a run's INSERT does on a uniqueness conflict: as a redo record stores it, and as SQL. */
+export interface RunConflict {
+  /** The conflict target and update, for the redo record. */
+  readonly spec: OnConflict;
+  /** Its `ON CONFLICT` clause (see `conflictClause`). */
+  readonly clause: string;
+}
 
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
 
 /** Rows bound for one shard that share one INSERT, packed for multi-row statements. */
 class InsertRun {
+  /** The one-row INSERT, without its conflict clause. */
   readonly sql: string;
+  readonly conflict: RunConflict | undefined;
   readonly columns: readonly string[];
   readonly width: number;
   /** Whether a value needs a tag in a redo record (a bigint, bytes, an infinity). */
@@ -32,9 +43,10 @@ class InsertRun {
   #pendingRows = 0;
   #rows = 0;
 
-  constructor(sql: string, columns: readonly string[]) {
+  constructor(sql: string, columns: readonly string[], conflict: RunConflict | undefined) {
     const width = columns.length;
     this.sql = sql;
+    this.conflict = conflict;
     this.columns = columns;
     this.width = width;
     this.perStatement = rowsPerInsert(width);
@@ -53,7 +65,19 @@ class InsertRun {
 
   /** `INSERT ... VALUES (?, ?), (?, ?), ...` with {@link perStatement} tuples. */
   get multiSql(): string {
-    return multiRowInsert(this.sql, this.perStatement);
+    return multiRowInsert(this.sql, this.perStatement, this.conflict?.clause);
+  }
+
+  /** The one-row INSERT with its conflict clause. */
+  get oneSql(): string {
+    return this.conflict === undefined ? this.sql : this.sql + this.conflict.clause;
+  }
+
+  /** The run as a redo record stores it. */
+  part(): BatchRun {
+    const run: BatchRun = { columns: [...this.columns], values: this.values() };
+    if (this.conflict !== undefined) run.conflict = this.conflict.spec;
+    return run;
   }
 
   /** Converts and appends one row's values (throws `InvalidValueError` on a bad one). */
@@ -99,7 +123,7 @@ export type ShardRuns = (InsertRun[] | undefined)[];
 
 /**
  * Appends `row` (validated values converted on the way) to `shardId`'s runs; a new run
- * starts when the statement changes or the last run is full.
+ * starts when the statement (or its `conflict`) changes or the last run is full.
  */
 export function addRow(
   runs: ShardRuns,
@@ -108,12 +132,13 @@ export function addRow(
   columns: readonly string[],
   row: Readonly<Record<string, SqlInput>>,
   checkText: TextCheck | undefined,
+  conflict?: RunConflict,
 ): void {
   let list = runs[shardId];
   if (list === undefined) runs[shardId] = list = [];
   let run = list[list.length - 1];
-  if (run === undefined || run.sql !== sql || run.full) {
-    run = new InsertRun(sql, columns);
+  if (run === undefined || run.sql !== sql || run.conflict !== conflict || run.full) {
+    run = new InsertRun(sql, columns, conflict);
     list.push(run);
   }
   run.add(row, columns, checkText);
@@ -121,15 +146,19 @@ export function addRow(
 
 /**
  * Writes `runs` (one transaction per shard) and commits them atomically across shards
- * (see `atomic.ts`). Returns the rows inserted.
+ * (see `atomic.ts`). Resolves to the rows changed (inserted, or updated on a conflict)
+ * and, when a `returning` clause is given, to the rows it returned once every shard has
+ * committed (in shard order).
  */
-export function writeRuns(
+export async function writeRuns(
   source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
   ledger: BatchLedger,
   table: string,
   runs: ShardRuns,
-): Promise<number> {
+  returning?: string,
+): Promise<{ changes: number; rows: Row[] }> {
   const writes: ShardWrite[] = [];
+  const returned: Row[][] = [];
   runs.forEach((list, shardId) => {
     if (list === undefined) return;
     let rows = 0;
@@ -138,24 +167,34 @@ export function writeRuns(
       shardId,
       weight: rows,
       async write(conn) {
+        let changes = 0;
+        if (returning !== undefined) {
+          // A second write (after a failed COMMIT) replaces what the first one returned.
+          const out: Row[] = returned[shardId] = [];
+          for (const run of list) {
+            for (const chunk of run.chunks) {
+              out.push(...await conn.all(run.multiSql + returning, chunk));
+            }
+            for (const one of run.rest()) out.push(...await conn.all(run.oneSql + returning, one));
+          }
+          return out.length;
+        }
         // A few calls per run; the event loop gets a turn between runs.
         for (const run of list) {
-          if (run.chunks.length > 0) await conn.runMany(run.multiSql, run.chunks);
+          if (run.chunks.length > 0) changes += await conn.runMany(run.multiSql, run.chunks);
           const rest = run.rest();
-          if (rest.length > 0) await conn.runMany(run.sql, rest);
+          if (rest.length > 0) changes += await conn.runMany(run.oneSql, rest);
         }
-        return rows;
+        return changes;
       },
       part() {
         return {
-          part: {
-            shard: shardId,
-            runs: list.map((run) => ({ columns: [...run.columns], values: run.values() })),
-          },
+          part: { shard: shardId, runs: list.map((run) => run.part()) },
           special: list.some((run) => run.special),
         };
       },
     });
   });
-  return writeAtomically(source, ledger, table, writes);
+  const changes = await writeAtomically(source, ledger, table, writes);
+  return { changes, rows: returned.flat() };
 }

@@ -29,6 +29,8 @@ import { admit } from "./admission.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
+import { streamShards } from "./stream.ts";
+import { checkPageSize } from "../pool/connection.ts";
 import {
   buildGroupedAggregate,
   buildPartialAggregate,
@@ -38,13 +40,31 @@ import {
   shardLimit,
 } from "./merge.ts";
 import { parseAggregate } from "../sql/aggregate.ts";
-import { buildDelete, buildInsert, buildSelect, buildUpdate } from "../sql/dml.ts";
+import { buildDelete, buildInsert, buildSelect, buildUpdate, checkCount } from "../sql/dml.ts";
 import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "../sql/order.ts";
 import { assertSingleStatement, statementEnd } from "../sql/single_statement.ts";
 import { type TextCheck, toSqlValue } from "../sql/values.ts";
 import type { ColumnFilter, Where } from "../sql/where.ts";
 import type { ShardingStrategy } from "./strategies.ts";
+import { type ReturningClause, returningClause, returningError } from "../sql/returning.ts";
+import {
+  checkUpdateColumns,
+  columnList,
+  conflictClause,
+  type OnConflict,
+  readPrimaryKey,
+  resolveUpsert,
+  upsertError,
+} from "../sql/upsert.ts";
+import type { RunConflict } from "./insert_many.ts";
+import type {
+  InsertManyOptions,
+  InsertRouteOptions,
+  NoReturning,
+  ReturningOption,
+  UpsertOptions,
+} from "./write_options.ts";
 
 /** What a router needs from the layer that owns the shards (a `ShardManager`). */
 export interface ShardSource {
@@ -107,10 +127,22 @@ export interface SelectRouteOptions extends RouteOptions {
   offset?: number | undefined;
 }
 
+/** Options of {@link Router.routeIterate}: those of a select, and the page size. */
+export interface IterateRouteOptions extends SelectRouteOptions {
+  /** Rows read from each shard at a time (default 256). */
+  pageSize?: number | undefined;
+}
+
 /** Options of an update or delete: `allShards: true` is needed to touch every row. */
 export interface WriteRouteOptions extends RouteOptions {
   /** Allow an update/delete with neither `key` nor `where` (every row of every shard). */
   allShards?: boolean | undefined;
+  /**
+   * Columns of every row updated or deleted to return (SQL `RETURNING`): the call then
+   * resolves to those rows instead of their count. Over several shards the rows of every
+   * shard are merged, in no particular order, once every shard has committed.
+   */
+  returning?: readonly string[] | undefined;
 }
 
 /** Options of {@link Router.routeQueryAll}. */
@@ -372,16 +404,50 @@ export class Router {
     throw error;
   }
 
-  /** Inserts one row on its key's shard (the key may come from the shard-key column). */
+  /**
+   * Inserts one row on its key's shard (the key may come from the shard-key column).
+   * With `options.returning`, resolves to the inserted row's columns (SQL `RETURNING`).
+   */
+  routeInsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key: ShardKey | undefined,
+    options: InsertRouteOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Inserts one row on its key's shard and resolves to the statement's result. */
+  routeInsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key?: ShardKey,
+    options?: InsertRouteOptions & NoReturning,
+  ): Promise<RunResult>;
+  /** Inserts one row: rows with `returning`, else the statement's result. */
+  routeInsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    key?: ShardKey,
+    options?: InsertRouteOptions,
+  ): Promise<RunResult | Row[]>;
   async routeInsert(
     table: string,
     row: Readonly<Record<string, SqlInput>>,
     key?: ShardKey,
-  ): Promise<RunResult> {
+    options: InsertRouteOptions = {},
+  ): Promise<RunResult | Row[]> {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       validateIdentifier(table, "table");
+      if (options === null || typeof options !== "object") {
+        throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+      }
+      if (Object.hasOwn(options, "key")) {
+        if (key !== undefined) throw new InvalidQueryError("key", "the key is given twice");
+        key = checkKeyOption(options.key) as ShardKey;
+      }
+      const returning = options.returning === undefined
+        ? undefined
+        : returningClause(options.returning);
       let routed: { key: ShardKey; row: Readonly<Record<string, SqlInput>> };
       try {
         routed = this.#keyForRow(table, row, key);
@@ -390,22 +456,135 @@ export class Router {
       }
       const shardId = this.#shardOf(routed.key);
       const { sql, params } = this.#insertStatement(table, routed.row);
-      return await this.#onShard(shardId, (conn) => conn.run(sql, params));
+      if (returning === undefined) return await this.#onShard(shardId, (c) => c.run(sql, params));
+      return await this.#onShard(shardId, (c) => c.all(sql + returning.sql, params))
+        .catch((error: unknown) => {
+          throw returningError(error, table, returning) ?? error;
+        });
     } finally {
       this.#source.leave();
     }
   }
 
   /**
+   * Inserts `row` on its key's shard or, when it collides there with a row on
+   * `options.conflict` (default: the primary key), updates that row's `options.update`
+   * columns (see `ShardManager.upsert`). Resolves to the statement's result, or with
+   * `returning` to the row inserted or updated (none when the conflict updates nothing).
+   */
+  routeUpsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options: UpsertOptions & ReturningOption,
+  ): Promise<Row[]>;
+  /** Inserts or updates one row and resolves to the statement's result. */
+  routeUpsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options?: UpsertOptions & NoReturning,
+  ): Promise<RunResult>;
+  /** Inserts or updates one row: rows with `returning`, else the statement's result. */
+  routeUpsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options?: UpsertOptions,
+  ): Promise<RunResult | Row[]>;
+  async routeUpsert(
+    table: string,
+    row: Readonly<Record<string, SqlInput>>,
+    options: UpsertOptions = {},
+  ): Promise<RunResult | Row[]> {
+    const admitted = admit(this.#source);
+    if (admitted !== undefined) await admitted;
+    try {
+      validateIdentifier(table, "table");
+      if (options === null || typeof options !== "object") {
+        throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+      }
+      const returning = options.returning === undefined
+        ? undefined
+        : returningClause(options.returning);
+      let routed: { key: ShardKey; row: Readonly<Record<string, SqlInput>> };
+      try {
+        const key = Object.hasOwn(options, "key") ? checkKeyOption(options.key) : undefined;
+        routed = this.#keyForRow(table, row, key as ShardKey | undefined);
+      } catch (error) {
+        return await this.#explainMissing(table, error);
+      }
+      const shardId = this.#shardOf(routed.key);
+      const { sql, params, columns } = this.#insertStatement(table, routed.row);
+      if (columns.length === 0) {
+        throw new InvalidQueryError("row", "an upsert needs at least one column");
+      }
+      // Every option is checked before a shard is touched; a default target is read there.
+      const shardKey = this.#source.getShardKeyColumn(table);
+      if (options.update !== undefined) checkUpdateColumns(table, options.update, shardKey);
+      let conflict: OnConflict | undefined = options.conflict === undefined
+        ? undefined
+        : resolveUpsert(table, columns, options, undefined, shardKey);
+      try {
+        return await this.#onShard(shardId, async (conn) => {
+          conflict ??= resolveUpsert(
+            table,
+            columns,
+            options,
+            await this.#primaryKey(conn, table, shardId),
+            shardKey,
+          );
+          const upsert = sql + conflictClause(conflict);
+          if (returning === undefined) return await conn.run(upsert, params);
+          return await conn.all(upsert + returning.sql, params);
+        });
+      } catch (error) {
+        throw (conflict === undefined ? undefined : upsertError(error, table, conflict)) ??
+          returningError(error, table, returning) ?? error;
+      }
+    } finally {
+      this.#source.leave();
+    }
+  }
+
+  /** The primary key of `table` as the schema on `shardId` has it (the default target). */
+  async #primaryKey(conn: PooledConnection, table: string, shardId: number): Promise<string[]> {
+    const primaryKey = await readPrimaryKey(conn, table);
+    if (primaryKey === undefined) throw new TableNotFoundError(table, shardId);
+    return primaryKey;
+  }
+
+  /**
    * Inserts rows grouped per shard, one transaction per shard, all or nothing across
    * shards (also across a crash; see `ShardManager.insertMany` and `batches.ts`).
-   * Returns the number of rows inserted.
+   * With `returning`, resolves to the rows inserted (or updated), merged over shards.
    */
+  routeInsertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keys: readonly ShardKey[] | undefined,
+    options: Omit<InsertManyOptions, "keys"> & ReturningOption,
+  ): Promise<Row[]>;
+  /**
+   * Inserts rows all or nothing across shards. Resolves to the number of rows inserted,
+   * or with `onConflict` to the rows inserted or updated.
+   */
+  routeInsertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keys?: readonly ShardKey[],
+    options?: Omit<InsertManyOptions, "keys"> & NoReturning,
+  ): Promise<number>;
+  /** Inserts rows all or nothing across shards: rows with `returning`, else a count. */
+  routeInsertMany(
+    table: string,
+    rows: readonly Readonly<Record<string, SqlInput>>[],
+    keys?: readonly ShardKey[],
+    options?: Omit<InsertManyOptions, "keys">,
+  ): Promise<number | Row[]>;
   async routeInsertMany(
     table: string,
     rows: readonly Readonly<Record<string, SqlInput>>[],
     keys?: readonly ShardKey[],
-  ): Promise<number> {
+    options: Omit<InsertManyOptions, "keys"> = {},
+  ): Promise<number | Row[]> {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
@@ -414,6 +593,26 @@ export class Router {
       if (keys !== undefined && keys.length !== rows.length) {
         throw new InvalidQueryError("keys", `expected ${rows.length} keys, got ${keys.length}`);
       }
+      const mode = checkConflictMode(options);
+      const returning = options.returning === undefined
+        ? undefined
+        : returningClause(options.returning);
+      const shardKey = this.#source.getShardKeyColumn(table);
+      if (options.update !== undefined) checkUpdateColumns(table, options.update, shardKey);
+      const ignoring: OnConflict | undefined = mode !== "ignore"
+        ? undefined
+        : options.conflict === undefined
+        ? {}
+        : { target: columnList(options.conflict, "conflict", false) };
+      // The default target of "update" is the primary key, as a shard's schema has it.
+      let primaryKey: string[] | undefined;
+      if (mode === "update" && options.conflict === undefined && rows.length > 0) {
+        const first = this.#allShards()[0] as number;
+        primaryKey = await this.#onShard(first, (c) => this.#primaryKey(c, table, first));
+      }
+      // What errors are explained by: the target, and every column some row updates.
+      const explained = { target: ignoring?.target, update: new Set<string>() };
+      let conflict: RunConflict | undefined;
       // Validate and route everything before anything is written. Each shard gets runs of
       // consecutive rows sharing one column list. A run packs its rows into multi-row
       // INSERTs (`VALUES (...), (...), ...`), which cost about half as much per row as one
@@ -466,11 +665,27 @@ export class Router {
           const statement = this.#insertStatement(table, row);
           columns = statement.columns;
           sql = statement.sql;
+          if (mode !== undefined) {
+            if (columns.length === 0) {
+              throw new InvalidQueryError("rows", `row ${i} has no column to insert`);
+            }
+            const spec = ignoring ?? resolveUpsert(table, columns, options, primaryKey, shardKey);
+            explained.target = spec.target;
+            for (const c of spec.update ?? []) explained.update.add(c);
+            conflict = { spec, clause: conflictClause(spec) };
+          }
         }
-        addRow(runs, shardId, sql, columns as string[], row, this.#checkText);
+        addRow(runs, shardId, sql, columns as string[], row, this.#checkText, conflict);
       }
-      await writeRuns(this.#source, this.#ledger, table, runs);
-      return rows.length;
+      let written: { changes: number; rows: Row[] };
+      try {
+        written = await writeRuns(this.#source, this.#ledger, table, runs, returning?.sql);
+      } catch (error) {
+        const spec = { target: explained.target, update: [...explained.update] };
+        throw upsertError(error, table, spec) ?? returningError(error, table, returning) ?? error;
+      }
+      if (returning !== undefined) return written.rows;
+      return mode === undefined ? rows.length : written.changes;
     } finally {
       this.#source.leave();
     }
@@ -536,6 +751,58 @@ export class Router {
       }
     }
     return this.#routeSelect(table, options);
+  }
+
+  /**
+   * Streams the rows `routeSelect` would return, in the same order: a shard at a time,
+   * or, with `orderBy`, a k-way merge holding one page per shard (see `stream.ts`).
+   * Bad options reject the first `next()`.
+   */
+  routeIterate(table: string, options: IterateRouteOptions = {}): AsyncIterableIterator<Row> {
+    return this.#iterate(table, options);
+  }
+
+  async *#iterate(
+    table: string,
+    options: IterateRouteOptions,
+  ): AsyncGenerator<Row, void, undefined> {
+    if (options === null || typeof options !== "object") {
+      throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+    }
+    const pageSize = checkPageSize(options.pageSize);
+    const admitted = admit(this.#source);
+    if (admitted !== undefined) await admitted;
+    try {
+      const { shards, where } = this.#target(table, options);
+      const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+      const hidden = options.columns === undefined
+        ? []
+        : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
+      const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
+      const statement = buildSelect(table, {
+        where,
+        columns,
+        orderBy: terms.length > 0 ? terms : undefined,
+        limit: shardLimit(options),
+      }, this.#checkText);
+      const offset = options.offset === undefined ? 0 : checkCount(options.offset, "offset");
+      const limit = options.limit === undefined ? Infinity : checkCount(options.limit, "limit");
+      yield* streamShards(
+        shards.map((shardId) => ({ shardId, pool: this.#source.getPool(shardId) })),
+        {
+          sql: statement.sql,
+          params: statement.params,
+          terms,
+          offset,
+          limit,
+          hidden,
+          pageSize,
+          fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+        },
+      );
+    } finally {
+      this.#source.leave();
+    }
   }
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
@@ -619,16 +886,39 @@ export class Router {
     }
   }
 
+  /**
+   * Updates matching rows; with `returning`, resolves to the updated rows' columns (merged
+   * over shards, after every shard committed).
+   */
+  routeUpdate(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options: WriteRouteOptions & ReturningOption,
+  ): Promise<Row[]>;
   /** Updates matching rows; returns the rows changed over all shards touched. */
+  routeUpdate(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options?: WriteRouteOptions & NoReturning,
+  ): Promise<number>;
+  /** Updates matching rows: the rows with `returning`, else their count. */
+  routeUpdate(
+    table: string,
+    changes: Readonly<Record<string, SqlInput>>,
+    options?: WriteRouteOptions,
+  ): Promise<number | Row[]>;
   async routeUpdate(
     table: string,
     changes: Readonly<Record<string, SqlInput>>,
     options: WriteRouteOptions = {},
-  ): Promise<number> {
+  ): Promise<number | Row[]> {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       this.#checkWrite(options, "update");
+      const returning = options.returning === undefined
+        ? undefined
+        : returningClause(options.returning);
       const column = this.#source.getShardKeyColumn(table);
       if (
         column !== undefined && typeof changes === "object" && changes !== null && column in changes
@@ -641,7 +931,8 @@ export class Router {
       }
       const { shards, where } = this.#target(table, options);
       const statement = buildUpdate(table, changes, where, this.#checkText);
-      return await this.#writeEach(table, shards, statement, { op: "update", changes, where });
+      const op: BatchOp = { op: "update", changes, where };
+      return await this.#writeEach(table, shards, statement, op, returning);
     } finally {
       this.#source.leave();
     }
@@ -650,42 +941,66 @@ export class Router {
   /**
    * Runs one UPDATE or DELETE on `shards`: on one shard as it is; on several, all or
    * nothing, also across a crash (`writeAtomically`, with `op` as each shard's redo).
-   * Returns the rows changed over all shards.
+   * Returns the rows changed over all shards or, with `returning`, the rows the
+   * statements returned, once every shard has committed.
    */
   async #writeEach(
     table: string,
     shards: readonly number[],
     statement: { sql: string; params: SqlValue[] },
     op: BatchOp,
-  ): Promise<number> {
-    if (shards.length === 1) {
-      return await this.#onShard(
-        shards[0] as number,
-        async (c) => (await c.run(statement.sql, statement.params)).changes,
+    returning?: ReturningClause,
+  ): Promise<number | Row[]> {
+    const { params } = statement;
+    const sql = returning === undefined ? statement.sql : statement.sql + returning.sql;
+    // A shard's rows; a second write (after a failed COMMIT) replaces the first one's.
+    const returned: Row[][] = shards.map(() => []);
+    const write = async (conn: PooledConnection, i: number): Promise<number> => {
+      if (returning === undefined) return (await conn.run(sql, params)).changes;
+      return (returned[i] = await conn.all(sql, params)).length;
+    };
+    try {
+      if (shards.length === 1) {
+        const changes = await this.#onShard(shards[0] as number, (c) => write(c, 0));
+        return returning === undefined ? changes : returned[0] as Row[];
+      }
+      const changes = await writeAtomically(
+        this.#source,
+        this.#ledger,
+        table,
+        shards.map((shardId, i) => ({
+          shardId,
+          weight: 0,
+          write: (conn) => write(conn, i),
+          part: () => ({ part: { shard: shardId, ops: [op] }, special: true }),
+        })),
       );
+      return returning === undefined ? changes : returned.flat();
+    } catch (error) {
+      throw returningError(error, table, returning) ?? error;
     }
-    return await writeAtomically(
-      this.#source,
-      this.#ledger,
-      table,
-      shards.map((shardId) => ({
-        shardId,
-        weight: 0,
-        write: async (conn) => (await conn.run(statement.sql, statement.params)).changes,
-        part: () => ({ part: { shard: shardId, ops: [op] }, special: true }),
-      })),
-    );
   }
 
+  /**
+   * Deletes matching rows; with `returning`, resolves to the deleted rows' columns (merged
+   * over shards, after every shard committed).
+   */
+  routeDelete(table: string, options: WriteRouteOptions & ReturningOption): Promise<Row[]>;
   /** Deletes matching rows; returns the rows deleted over all shards touched. */
-  async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number> {
+  routeDelete(table: string, options?: WriteRouteOptions & NoReturning): Promise<number>;
+  /** Deletes matching rows: the rows with `returning`, else their count. */
+  routeDelete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
+  async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number | Row[]> {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
       this.#checkWrite(options, "delete");
+      const returning = options.returning === undefined
+        ? undefined
+        : returningClause(options.returning);
       const { shards, where } = this.#target(table, options);
       const statement = buildDelete(table, where, this.#checkText);
-      return await this.#writeEach(table, shards, statement, { op: "delete", where });
+      return await this.#writeEach(table, shards, statement, { op: "delete", where }, returning);
     } finally {
       this.#source.leave();
     }
@@ -845,6 +1160,32 @@ export class Router {
       this.#source.leave();
     }
   }
+}
+
+/** The `onConflict` of an insertMany, checked with the options it needs or excludes. */
+function checkConflictMode(
+  options: Omit<InsertManyOptions, "keys">,
+): "ignore" | "update" | undefined {
+  if (options === null || typeof options !== "object") {
+    throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
+  }
+  const mode = options.onConflict;
+  if (mode !== undefined && mode !== "ignore" && mode !== "update") {
+    throw new InvalidQueryError(
+      "onConflict",
+      `expected "ignore" or "update", got ${describeKey(mode)}`,
+    );
+  }
+  if (mode === undefined && (options.conflict !== undefined || options.update !== undefined)) {
+    throw new InvalidQueryError(
+      options.conflict !== undefined ? "conflict" : "update",
+      `it applies only with onConflict: "ignore" or "update"`,
+    );
+  }
+  if (mode === "ignore" && options.update !== undefined) {
+    throw new InvalidQueryError("update", `onConflict "ignore" updates nothing; use "update"`);
+  }
+  return mode;
 }
 
 /** A `key` given as an option or argument: present but undefined or null is refused. */

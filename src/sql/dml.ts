@@ -200,8 +200,9 @@ const multiRowCache = new Map<string, string>();
 
 /**
  * Turns a one-row `INSERT ... VALUES (?, ...)` (as {@link buildInsert} makes) into one
- * inserting `rows` rows: the values tuple repeated. One statement for many rows costs
- * about half as much per row as a statement a row.
+ * inserting `rows` rows: the values tuple repeated, then `suffix` (an `ON CONFLICT` or
+ * `RETURNING` clause, see `upsert.ts`). One statement for many rows costs about half as
+ * much per row as a statement a row.
  *
  * @example
  * ```ts
@@ -209,16 +210,18 @@ const multiRowCache = new Map<string, string>();
  * import { multiRowInsert } from "./dml.ts";
  * assert(multiRowInsert('INSERT INTO "t" ("a") VALUES (?)', 3) ===
  *   'INSERT INTO "t" ("a") VALUES (?), (?), (?)');
+ * assert(multiRowInsert('INSERT INTO "t" ("a") VALUES (?)', 2, " ON CONFLICT DO NOTHING") ===
+ *   'INSERT INTO "t" ("a") VALUES (?), (?) ON CONFLICT DO NOTHING');
  * ```
  */
-export function multiRowInsert(sql: string, rows: number): string {
-  if (rows <= 1) return sql;
-  const key = `${rows}\0${sql}`;
+export function multiRowInsert(sql: string, rows: number, suffix = ""): string {
+  if (rows <= 1) return sql + suffix;
+  const key = `${rows}\0${sql}\0${suffix}`;
   let packed = multiRowCache.get(key);
   if (packed === undefined) {
     if (!sql.endsWith(")")) throw new RangeError(`not a one-row INSERT ... VALUES (...): ${sql}`);
     const tuple = sql.slice(sql.lastIndexOf("("));
-    packed = sql + `, ${tuple}`.repeat(rows - 1);
+    packed = sql + `, ${tuple}`.repeat(rows - 1) + suffix;
     if (multiRowCache.size < 1024) multiRowCache.set(key, packed);
   }
   return packed;
@@ -227,6 +230,7 @@ export function multiRowInsert(sql: string, rows: number): string {
 /**
  * Splits rows for a one-row INSERT into packed statements: full multi-row statements
  * first, then the rows left over one at a time. Each part is `runMany(sql, params)`.
+ * `suffix` ends every statement (see {@link multiRowInsert}).
  *
  * @example
  * ```ts
@@ -242,6 +246,7 @@ export function multiRowInsert(sql: string, rows: number): string {
 export function packInsert(
   sql: string,
   rows: readonly (readonly SqlValue[])[],
+  suffix = "",
 ): { sql: string; params: SqlValue[][] }[] {
   const width = rows[0]?.length ?? 0;
   const per = rowsPerInsert(width);
@@ -257,10 +262,10 @@ export function packInsert(
       }
       chunks[c] = chunk;
     }
-    parts.push({ sql: multiRowInsert(sql, per), params: chunks });
+    parts.push({ sql: multiRowInsert(sql, per, suffix), params: chunks });
   }
   if (full * per < rows.length) {
-    parts.push({ sql, params: rows.slice(full * per).map((row) => [...row]) });
+    parts.push({ sql: sql + suffix, params: rows.slice(full * per).map((row) => [...row]) });
   }
   return parts;
 }

@@ -1,0 +1,217 @@
+/**
+ * Streams a query's rows from several shards: shard after shard when no order is asked
+ * for, else an ordered k-way merge that holds one page per shard. Memory stays bounded by
+ * shards x pageSize however many rows there are, and the event loop gets a turn between
+ * pages. Ending the stream early (or an error) ends every shard's query and returns every
+ * lease at once.
+ *
+ * @module
+ */
+
+import type { PooledConnection } from "../pool/connection.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
+import type { ShardCursor } from "../pool/shard_file.ts";
+import { yieldToEventLoop } from "../pool/yield.ts";
+import type { ResolvedOrderTerm } from "../sql/order.ts";
+import type { Params, Row } from "../types.ts";
+import { compareSqlValues } from "./merge.ts";
+
+/** One shard's part of a stream. */
+export interface StreamShard {
+  readonly shardId: number;
+  readonly pool: ConnectionPool;
+}
+
+/** What to stream and how. */
+export interface StreamPlan {
+  /** The query every shard runs (sorted by `terms` and cut at limit + offset already). */
+  readonly sql: string;
+  readonly params: Params;
+  /** The merge order; empty for shard after shard. */
+  readonly terms: readonly ResolvedOrderTerm[];
+  readonly offset: number;
+  /** Rows to yield at most (Infinity for all). */
+  readonly limit: number;
+  /** Columns fetched only to merge by, dropped from the rows yielded. */
+  readonly hidden: readonly string[];
+  readonly pageSize: number;
+  /** What a shard's failure is reported as. */
+  readonly fail: (shardId: number, pool: ConnectionPool, error: unknown) => unknown;
+}
+
+/** One shard's open query: a page of rows, read from `at`. */
+class ShardReader {
+  readonly shard: StreamShard;
+  readonly #plan: StreamPlan;
+  #conn: PooledConnection | null = null;
+  #cursor: ShardCursor | null = null;
+  page: Row[] = [];
+  at = 0;
+  done = false;
+
+  constructor(shard: StreamShard, plan: StreamPlan) {
+    this.shard = shard;
+    this.#plan = plan;
+  }
+
+  get current(): Row | undefined {
+    return this.page[this.at];
+  }
+
+  async open(): Promise<void> {
+    const { pool } = this.shard;
+    try {
+      this.#conn = await pool.getConnection();
+      this.#cursor = await this.#conn.openStream(this.#plan.sql, this.#plan.params);
+    } catch (error) {
+      throw this.#plan.fail(this.shard.shardId, pool, error);
+    }
+    await this.fill();
+  }
+
+  /** Reads the next page (marks the reader done when the query has no more rows). */
+  async fill(): Promise<void> {
+    const conn = this.#conn;
+    const cursor = this.#cursor;
+    this.page = [];
+    this.at = 0;
+    if (conn === null || cursor === null) {
+      this.done = true;
+      return;
+    }
+    const max = this.#plan.pageSize;
+    try {
+      this.page = await conn.readPage(cursor, max);
+    } catch (error) {
+      throw this.#plan.fail(this.shard.shardId, this.shard.pool, error);
+    }
+    if (this.page.length < max) this.#finish();
+    if (this.page.length === 0) this.done = true;
+  }
+
+  /** Ends the query (the page read stays) and returns the lease. */
+  #finish(): void {
+    const conn = this.#conn;
+    if (conn === null) return;
+    if (this.#cursor !== null) conn.closeStream(this.#cursor);
+    this.#cursor = null;
+    this.#conn = null;
+    void this.shard.pool.returnConnection(conn).catch(() => {});
+  }
+
+  close(): void {
+    this.#finish();
+    this.done = true;
+    this.page = [];
+  }
+}
+
+function strip(row: Row, hidden: readonly string[]): Row {
+  if (hidden.length === 0) return row;
+  const out: Row = {};
+  for (const name in row) if (!hidden.includes(name)) out[name] = row[name] as Row[string];
+  return out;
+}
+
+/**
+ * Yields the rows of `plan` over `shards` (in shard-id order when unordered; merged by
+ * `plan.terms`, ties by shard order, when ordered), applying offset and limit.
+ */
+export async function* streamShards(
+  shards: readonly StreamShard[],
+  plan: StreamPlan,
+): AsyncGenerator<Row, void, undefined> {
+  let skip = plan.offset;
+  let left = plan.limit;
+  if (left <= 0) return;
+  if (plan.terms.length === 0) {
+    for (const shard of shards) {
+      const reader = new ShardReader(shard, plan);
+      try {
+        await reader.open();
+        while (!reader.done) {
+          for (; reader.at < reader.page.length; reader.at++) {
+            if (skip > 0) {
+              skip--;
+              continue;
+            }
+            yield strip(reader.page[reader.at] as Row, plan.hidden);
+            if (--left === 0) return;
+          }
+          await yieldToEventLoop();
+          await reader.fill();
+        }
+      } finally {
+        reader.close();
+      }
+    }
+    return;
+  }
+  // Ordered: every shard open at once (leases taken in shard-id order), one page each.
+  const readers = shards.map((shard) => new ShardReader(shard, plan));
+  try {
+    for (const reader of readers) await reader.open();
+    const columns = plan.terms.map((t) => t.column);
+    const signs = plan.terms.map((t) => (t.direction === "desc" ? -1 : 1));
+    const less = (x: number, y: number): boolean => {
+      const a = readers[x]!.current!;
+      const b = readers[y]!.current!;
+      for (let t = 0; t < columns.length; t++) {
+        const order = compareSqlValues(a[columns[t]!]!, b[columns[t]!]!);
+        if (order !== 0) return order * signs[t]! < 0;
+      }
+      return x < y;
+    };
+    const heap: number[] = [];
+    const siftUp = (start: number) => {
+      let i = start;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (!less(heap[i]!, heap[parent]!)) return;
+        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+        i = parent;
+      }
+    };
+    const siftDown = () => {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= heap.length) return;
+        const right = left + 1;
+        const child = right < heap.length && less(heap[right]!, heap[left]!) ? right : left;
+        if (!less(heap[child]!, heap[i]!)) return;
+        [heap[i], heap[child]] = [heap[child]!, heap[i]!];
+        i = child;
+      }
+    };
+    for (let r = 0; r < readers.length; r++) {
+      if (readers[r]!.current !== undefined) {
+        heap.push(r);
+        siftUp(heap.length - 1);
+      }
+    }
+    while (heap.length > 0) {
+      const r = heap[0]!;
+      const reader = readers[r]!;
+      const row = reader.current as Row;
+      reader.at++;
+      if (reader.current === undefined && !reader.done) {
+        await yieldToEventLoop();
+        await reader.fill();
+      }
+      if (reader.current === undefined) {
+        heap[0] = heap[heap.length - 1]!;
+        heap.pop();
+      }
+      if (heap.length > 0) siftDown();
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      yield strip(row, plan.hidden);
+      if (--left === 0) return;
+    }
+  } finally {
+    for (const reader of readers) reader.close();
+  }
+}

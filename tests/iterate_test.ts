@@ -1,0 +1,262 @@
+/**
+ * Streaming: `manager.iterate` and `conn.iterate` give the rows `select`/`all` give, in
+ * the same order, holding a bounded number of rows, and end every query and lease when
+ * the loop ends early, fails or the lease is returned.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { ConnectionBrokenError, ConnectionPool, InvalidQueryError, ShardManager } from "../mod.ts";
+import { closableDriver, prng, tempDir, testDriver } from "./helpers.ts";
+
+const USERS = { id: "INTEGER PRIMARY KEY", team: "TEXT", score: "REAL", tag: "" };
+
+function users(n: number, seed = 1) {
+  const random = prng(seed);
+  return Array.from({ length: n }, (_, i) => ({
+    id: i + 1,
+    team: ["red", "blue", "green", null][Math.floor(random() * 4)] as string | null,
+    score: Math.floor(random() * 1000) / 10,
+    tag: random() < 0.2 ? null : random() < 0.5 ? Math.floor(random() * 50) : `t${i % 7}`,
+  }));
+}
+
+async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const row of stream) out.push(row);
+  return out;
+}
+
+function activeLeases(manager: ShardManager): number {
+  let active = 0;
+  for (let id = 0; id < manager.numShards; id++) active += manager.getPool(id).counts().active;
+  return active;
+}
+
+Deno.test("iterate equals select for every option, with small pages", async (t) => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await manager.createTable("users", USERS, { shardKey: "id" });
+  await manager.insertMany("users", users(1_500));
+
+  const cases = [
+    {},
+    { orderBy: "id" },
+    { orderBy: [{ column: "score", direction: "desc" as const }, "id"] },
+    { orderBy: ["team", "tag", "id"], limit: 333, offset: 17 },
+    { where: { team: "red" }, orderBy: "score", columns: ["id"] },
+    { key: 42 },
+    { limit: 10, offset: 5 },
+    { orderBy: "tag", columns: ["team"], limit: 50 },
+  ];
+  for (const options of cases) {
+    await t.step(JSON.stringify(options), async () => {
+      const selected = await manager.select("users", options);
+      for (const pageSize of [1, 7, 256]) {
+        const streamed = await collect(manager.iterate("users", { ...options, pageSize }));
+        if (options.orderBy === undefined) {
+          // Unordered: the same rows (select and iterate both go shard by shard).
+          assert.deepEqual(streamed, selected);
+        } else {
+          assert.deepEqual(
+            streamed.map((r) => r),
+            selected,
+            `pageSize ${pageSize}`,
+          );
+        }
+      }
+      assert.equal(activeLeases(manager), 0);
+    });
+  }
+});
+
+Deno.test("property: an ordered stream over shards equals one unsharded database", async () => {
+  await using dir = await tempDir();
+  let round = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 5 }),
+      fc.integer({ min: 0, max: 400 }),
+      fc.integer({ min: 1, max: 50 }),
+      fc.constantFrom("score", "team", "tag"),
+      fc.constantFrom<"asc" | "desc">("asc", "desc"),
+      fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+      fc.integer({ min: 0, max: 30 }),
+      async (numShards, n, pageSize, column, direction, limit, offset) => {
+        const rows = users(n, round + 7);
+        await using manager = new ShardManager({ numShards, dbDir: `${dir.path}/m${round}` });
+        await using pool = new ConnectionPool(`${dir.path}/one${round++}.db`);
+        await manager.createTable("users", USERS, { shardKey: "id" });
+        await manager.insertMany("users", rows);
+        const expected = await pool.withConnection(async (conn) => {
+          await conn.exec(
+            `CREATE TABLE users (id INTEGER PRIMARY KEY, team TEXT, score REAL, tag)`,
+          );
+          for (const r of rows) {
+            await conn.run("INSERT INTO users VALUES (?, ?, ?, ?)", [r.id, r.team, r.score, r.tag]);
+          }
+          return await conn.all(
+            `SELECT * FROM users ORDER BY "${column}" ${direction}, id LIMIT ? OFFSET ?`,
+            [limit ?? -1, offset],
+          );
+        });
+        const streamed = await collect(manager.iterate("users", {
+          orderBy: [{ column, direction }, "id"],
+          pageSize,
+          limit,
+          offset,
+        }));
+        assert.deepEqual(streamed.map((r) => ({ ...r })), expected.map((r) => ({ ...r })));
+        assert.equal(activeLeases(manager), 0);
+      },
+    ),
+    { numRuns: Deno.env.get("SHARDLITE_STRESS") ? 150 : 25, seed: 4242 },
+  );
+});
+
+Deno.test("200k rows over 4 shards: bounded memory, the unsharded order", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await manager.createTable("big", { id: "INTEGER PRIMARY KEY", pad: "TEXT", n: "INTEGER" }, {
+    shardKey: "id",
+  });
+  const N = 200_000;
+  const pad = "x".repeat(400);
+  for (let start = 0; start < N; start += 50_000) {
+    await manager.insertMany(
+      "big",
+      Array.from({ length: 50_000 }, (_, i) => ({
+        id: start + i + 1,
+        pad,
+        n: (start + i) * 7919 % N,
+      })),
+    );
+  }
+  // Ordered by a column no index covers: each shard sorts, the stream merges.
+  const options = { orderBy: "n", columns: ["id", "n", "pad"] };
+  const heap = () => Deno.memoryUsage().heapUsed;
+
+  // Streaming: the heap stays near where it started, however many rows pass.
+  const before = heap();
+  let peak = before;
+  let count = 0;
+  let previous = -1;
+  for await (const row of manager.iterate<{ id: number; n: number }>("big", options)) {
+    assert.ok(row.n > previous, `row ${count}: ${row.n} after ${previous}`);
+    previous = row.n;
+    if (++count % 10_000 === 0) peak = Math.max(peak, heap());
+  }
+  assert.equal(count, N);
+  const streamGrowth = peak - before;
+
+  // The same rows through select: held all at once.
+  const all = await manager.select("big", options);
+  const selectGrowth = heap() - before;
+  assert.equal(all.length, N);
+  console.log(
+    `heap growth: stream ${(streamGrowth / 2 ** 20).toFixed(1)} MiB, select ${
+      (selectGrowth / 2 ** 20).toFixed(1)
+    } MiB`,
+  );
+  assert.ok(
+    streamGrowth * 2 < selectGrowth,
+    `stream heap growth ${(streamGrowth / 2 ** 20).toFixed(1)} MiB vs select ` +
+      `${(selectGrowth / 2 ** 20).toFixed(1)} MiB`,
+  );
+  assert.equal(activeLeases(manager), 0);
+});
+
+Deno.test("breaking out, return() and errors end every shard's query and lease", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 4, dbDir: dir.path });
+  await manager.createTable("users", USERS, { shardKey: "id" });
+  await manager.insertMany("users", users(2_000));
+
+  let seen = 0;
+  for await (const _ of manager.iterate("users", { orderBy: "score", pageSize: 10 })) {
+    if (++seen === 25) break;
+  }
+  assert.equal(seen, 25);
+  assert.equal(activeLeases(manager), 0);
+
+  const stream = manager.iterate("users", { orderBy: "id", pageSize: 10 });
+  assert.equal((await stream.next()).done, false);
+  assert.equal(activeLeases(manager), 4); // one lease per shard while merging
+  await stream.return?.();
+  assert.equal(activeLeases(manager), 0);
+  assert.deepEqual(await stream.next(), { done: true, value: undefined });
+
+  // Bad options: the first next() rejects, nothing is leased.
+  await assert.rejects(collect(manager.iterate("users", { pageSize: 0 })), RangeError);
+  await assert.rejects(
+    collect(manager.iterate("users", { orderBy: "nope; DROP" })),
+    (e: unknown) => e instanceof Error,
+  );
+  await assert.rejects(
+    collect(manager.iterate("users", null as never)),
+    InvalidQueryError,
+  );
+  assert.equal(activeLeases(manager), 0);
+
+  // The shards are still fully usable.
+  assert.equal(await manager.count("users"), 2_000);
+});
+
+Deno.test("conn.iterate: pages, early end, lease return ends the query", async () => {
+  await using dir = await tempDir();
+  await using pool = new ConnectionPool(`${dir.path}/s.db`, { driver: testDriver() });
+  await pool.withConnection(async (conn) => {
+    await conn.exec("CREATE TABLE t (x INTEGER)");
+    await conn.runMany("INSERT INTO t VALUES (?)", Array.from({ length: 1_000 }, (_, i) => [i]));
+  });
+  const conn = await pool.getConnection();
+  const all = await collect(conn.iterate<{ x: number }>("SELECT x FROM t ORDER BY x", [], {
+    pageSize: 33,
+  }));
+  assert.deepEqual(all.map((r) => r.x), Array.from({ length: 1_000 }, (_, i) => i));
+
+  // Two streams at once on one lease, and a write between pages.
+  const a = conn.iterate<{ x: number }>("SELECT x FROM t WHERE x < 100 ORDER BY x", [], {
+    pageSize: 10,
+  });
+  const b = conn.iterate<{ x: number }>("SELECT x FROM t WHERE x >= 900 ORDER BY x");
+  assert.equal((await a.next()).value?.x, 0);
+  assert.equal((await b.next()).value?.x, 900);
+  await conn.run("INSERT INTO t VALUES (?)", [5_000]);
+  assert.equal((await a.next()).value?.x, 1);
+  await a.return?.();
+  await b.return?.();
+
+  // The lease goes back with a stream open: the stream is finished, not truncated silently.
+  const c = conn.iterate("SELECT x FROM t", [], { pageSize: 5 });
+  await c.next();
+  await pool.returnConnection(conn);
+  await assert.rejects(async () => {
+    for await (const _ of c) { /* drain */ }
+  }, (e: unknown) => e instanceof Error && /returned|released/i.test(e.message));
+
+  // Statements that open or end transactions are not streams.
+  await pool.withConnection(async (again) => {
+    await assert.rejects(collect(again.iterate("BEGIN")), TypeError);
+    assert.equal(again.inTransaction, false);
+  });
+  await pool.closeAll();
+});
+
+Deno.test("a stream whose handle is replaced fails with ConnectionBrokenError, not a short read", async () => {
+  await using dir = await tempDir();
+  const { driver, handles } = closableDriver();
+  await using pool = new ConnectionPool(`${dir.path}/s.db`, { driver });
+  await pool.withConnection(async (conn) => {
+    await conn.exec("CREATE TABLE t (x INTEGER)");
+    await conn.runMany("INSERT INTO t VALUES (?)", Array.from({ length: 100 }, (_, i) => [i]));
+  });
+  const conn = await pool.getConnection();
+  const stream = conn.iterate<{ x: number }>("SELECT x FROM t", [], { pageSize: 10 });
+  assert.equal((await stream.next()).value?.x, 0);
+  // The handle dies underneath (as a broken one would be closed and replaced).
+  await handles[0]!.close();
+  await assert.rejects(collect(stream), ConnectionBrokenError);
+  // The lease goes on working on a new handle.
+  assert.deepEqual(await conn.get("SELECT count(*) AS n FROM t"), { n: 100 });
+  await pool.returnConnection(conn);
+});
