@@ -120,6 +120,7 @@ export {
   strategyFromDescriptor,
 } from "./src/routing/strategies.ts";
 export type { ColumnFilter, Where } from "./src/sql/where.ts";
+export type { AbortOption } from "./src/routing/abort.ts";
 export type { OrderBy, OrderTerm } from "./src/sql/order.ts";
 export type { CreateTableOptions } from "./src/sql/schema.ts";
 export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";

@@ -20,6 +20,7 @@ import {
   ShardOperationError,
 } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
+import { checkSignal } from "../routing/abort.ts";
 import { defaultPoolDriver } from "../pool/pool.ts";
 import { OwnerLock } from "../pool/ownership.ts";
 import {
@@ -97,6 +98,11 @@ export interface BackupOptions {
    * its own moment.
    */
   pointInTime?: boolean;
+  /**
+   * Aborts the backup between shards (and while it waits for a lease): it rejects with
+   * the signal's reason and removes what it wrote, leaving `destDir` as it found it.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** What {@link backupShards} returns. */
@@ -311,6 +317,7 @@ export async function backupShards(
   options: BackupOptions = {},
 ): Promise<BackupReport> {
   checkPath(destDir, "destDir");
+  const signal = checkSignal(options.signal);
   const started = performance.now();
   const dest = trimSlashes(destDir);
   let entries: string[] | undefined;
@@ -336,6 +343,13 @@ export async function backupShards(
   }
   try {
     return await writeBackup(manager, map, dest, ids, staging, started, options);
+  } catch (error) {
+    // Aborted: nothing half. The directory was empty (or missing) when the call began.
+    if (signal?.aborted) {
+      if (entries === undefined) await removeIfExists(dest);
+      else for (const entry of listDirectory(dest) ?? []) await removeIfExists(`${dest}/${entry}`);
+    }
+    throw error;
   } finally {
     // Raw copies are only ever needed inside this call.
     if (staging !== undefined) await removeIfExists(staging);
@@ -352,11 +366,15 @@ async function writeBackup(
   options: BackupOptions,
 ): Promise<BackupReport> {
   const total = ids.length;
-  const pausedMs = staging === undefined ? undefined : await copyPaused(manager, ids, staging);
+  const signal = options.signal;
+  const pausedMs = staging === undefined
+    ? undefined
+    : await copyPaused(manager, ids, staging, signal);
 
   const files: BackupFileEntry[] = [];
   let bytes = 0;
   for (const shardId of ids) {
+    signal?.throwIfAborted();
     const file = shardFileName(shardId);
     const target = `${dest}/${file}`;
     // VACUUM INTO wants a missing or empty file: an empty one lets us choose its mode.
@@ -371,8 +389,11 @@ async function writeBackup(
       for (const suffix of ["", ...SIDECARS]) await removeIfExists(`${copy}${suffix}`);
     } else {
       const pool = manager.getPool(shardId);
-      await pool.withConnection((c) => c.backupTo(target)).catch((error) => {
-        throw new ShardOperationError(shardId, pool.path, error);
+      await pool.withConnection(
+        (c) => c.backupTo(target),
+        signal === undefined ? undefined : { signal },
+      ).catch((error) => {
+        throw error === signal?.reason ? error : new ShardOperationError(shardId, pool.path, error);
       });
     }
     const rows = await withFileHandle(manager.driver, target, countRows);
@@ -413,18 +434,26 @@ async function writeBackup(
  * Holds `BEGIN IMMEDIATE` on every shard (in shard order) while their files (and WALs)
  * are copied into `staging`; returns how long writes were paused, ms.
  */
-async function copyPaused(manager: ShardManager, ids: number[], staging: string): Promise<number> {
+async function copyPaused(
+  manager: ShardManager,
+  ids: number[],
+  staging: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   const leases: PooledConnection[] = [];
   let pauseStarted: number | undefined;
   try {
     for (const shardId of ids) {
       const pool = manager.getPool(shardId);
       leases.push(
-        await pool.getConnection().catch((error) => {
-          throw new ShardOperationError(shardId, pool.path, error);
+        await pool.getConnection(signal === undefined ? undefined : { signal }).catch((error) => {
+          throw error === signal?.reason
+            ? error
+            : new ShardOperationError(shardId, pool.path, error);
         }),
       );
     }
+    signal?.throwIfAborted();
     pauseStarted = performance.now();
     for (const [i, lease] of leases.entries()) {
       await lease.exec("BEGIN IMMEDIATE").catch((error) => {

@@ -36,6 +36,7 @@ import type {
 import type { CreateTableOptions } from "../sql/schema.ts";
 import { validateIdentifier } from "../sql/identifiers.ts";
 import type { Where } from "../sql/where.ts";
+import type { AbortOption } from "../routing/abort.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { Admission } from "./admission.ts";
 import {
@@ -83,7 +84,7 @@ export type { ShardInfo, ShardLayout, ShardStats } from "./stats.ts";
  * Restricts `count`, `sum`, `avg`, `min` and `max` to the rows of one shard key (on its
  * shard). A `key` that is present but `undefined` or `null` is refused.
  */
-export interface KeyOption {
+export interface KeyOption extends AbortOption {
   /** The shard key. */
   key?: ShardKey;
 }
@@ -772,6 +773,7 @@ export class ShardManager implements ShardSource {
         throw new InvalidQueryError("options", "expected an object such as { key }");
       }
       if (Object.hasOwn(options, "key")) (route as { key?: unknown }).key = options.key;
+      if (options.signal !== undefined) route.signal = options.signal;
     }
     const result = await this.#router.routeAggregate(table, expression, route);
     return result[expression] ?? null;
@@ -867,8 +869,15 @@ export class ShardManager implements ShardSource {
   }
 
   /** Raw SQL on the shard of `key`; returns its rows. */
-  query<T extends object = Row>(key: ShardKey, sql: string, params?: Params): Promise<T[]> {
-    return this.#router.routeQuery(key, sql, params) as Promise<unknown[]> as Promise<T[]>;
+  query<T extends object = Row>(
+    key: ShardKey,
+    sql: string,
+    params?: Params,
+    options?: AbortOption,
+  ): Promise<T[]> {
+    return this.#router.routeQuery(key, sql, params, options) as Promise<unknown[]> as Promise<
+      T[]
+    >;
   }
 
   /**
@@ -885,8 +894,12 @@ export class ShardManager implements ShardSource {
   }
 
   /** Runs `fn` in a transaction on the shard of `key`: ACID on that shard. */
-  transaction<T>(key: ShardKey, fn: (conn: PooledConnection) => T | Promise<T>): Promise<T> {
-    return this.#router.routeTransaction(key, fn);
+  transaction<T>(
+    key: ShardKey,
+    fn: (conn: PooledConnection) => T | Promise<T>,
+    options?: AbortOption,
+  ): Promise<T> {
+    return this.#router.routeTransaction(key, fn, options);
   }
 
   /** The layout: directory, shard count, strategy, shard files and tables. */

@@ -73,6 +73,9 @@ const EMPTY_CURSOR = new Cursor([], [], -1, undefined);
 
 type MaybeCursor = ShardCursor | Promise<ShardCursor>;
 
+/** Statements an aborted lease may still send: they undo, never write. */
+const UNDOING = /^\s*(?:ROLLBACK|RELEASE)\b/i;
+
 /** Ends a stream's query; an error there changes nothing for the caller (the rows are read). */
 function closeQuietly(stream: ShardCursor): void {
   try {
@@ -147,6 +150,8 @@ export class PooledConnection {
   #released = false;
   #cursor: Cursor = EMPTY_CURSOR;
   #streams: Set<ShardCursor> | null = null;
+  /** @internal The signal the lease was taken with (see `GetConnectionOptions.signal`). */
+  readonly abortSignal: AbortSignal | undefined;
   #savepoints = 0;
   /** @internal When the lease was taken (performance.now()), when leak detection is on. */
   readonly acquiredAt: number;
@@ -167,7 +172,9 @@ export class PooledConnection {
     id: number,
     timeoutMs: number,
     acquiredStack: string | undefined,
+    signal?: AbortSignal,
   ) {
+    this.abortSignal = signal;
     this.pool = pool;
     this.#session = session;
     this.#file = file;
@@ -320,6 +327,8 @@ export class PooledConnection {
     }
     // Checked before anything reaches the driver, which would run only the first statement.
     if (op !== Op.Exec && op !== Op.Page) assertSingleStatement(sql, CALLS[op]);
+    const signal = this.abortSignal;
+    if (signal !== undefined && signal.aborted && !UNDOING.test(sql)) throw signal.reason;
     // A page of a query being iterated is not a statement of its own: the query counted.
     if (op === Op.Page) {
       return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);

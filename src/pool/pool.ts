@@ -131,7 +131,13 @@ export interface PoolOptions {
 
 /** Options of one {@link ConnectionPool.getConnection} call. */
 export interface GetConnectionOptions {
-  /** Abort the wait: the caller leaves the queue and never receives a lease. */
+  /**
+   * Aborts the lease's work: a caller still waiting leaves the queue and never receives a
+   * lease; once leased, a statement waiting for a sibling's transaction stops waiting, and
+   * statements sent after the abort (COMMIT included, but not ROLLBACK) reject with the
+   * signal's reason, so `conn.transaction(fn)` rolls back. A statement already running
+   * finishes.
+   */
   signal?: AbortSignal;
   /** Overrides the pool's `timeoutMs` for this lease (its wait and its statements' waits). */
   timeoutMs?: number;
@@ -576,12 +582,12 @@ export class ConnectionPool {
     }
     // Fast path: a free slot and nobody ahead; no queue, no timer.
     if (this.#activeCount < this.#max && this.#waiters.size === 0) {
-      return Promise.resolve(this.#lease(file, timeoutMs));
+      return Promise.resolve(this.#lease(file, timeoutMs, signal));
     }
     return this.#wait(timeoutMs, signal);
   }
 
-  #lease(file: ShardFile, timeoutMs: number): PooledConnection {
+  #lease(file: ShardFile, timeoutMs: number, signal?: AbortSignal): PooledConnection {
     let session = this.#idle.pop();
     if (session === undefined) {
       session = new Session(++this.#counters.totalConnectionsCreated);
@@ -596,6 +602,7 @@ export class ConnectionPool {
       this.#nextLeaseId++,
       timeoutMs,
       leakMs === undefined ? undefined : new Error("lease taken here").stack,
+      signal,
     );
     this.#activeCount++;
     const head = this.#activeHead;
@@ -645,6 +652,7 @@ export class ConnectionPool {
       reject,
       cleanup: undefined,
       live: true,
+      signal,
     };
     if (signal !== undefined) {
       const onAbort = () => {
@@ -687,7 +695,7 @@ export class ConnectionPool {
       this.#counters.totalWaited++;
       this.#counters.totalWaitMs += waited;
       if (waited > this.#counters.maxWaitMs) this.#counters.maxWaitMs = waited;
-      waiter.resolve(this.#lease(file, waiter.timeoutMs));
+      waiter.resolve(this.#lease(file, waiter.timeoutMs, waiter.signal));
     }
   }
 

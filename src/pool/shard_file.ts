@@ -48,6 +48,8 @@ export interface TimeoutReporter {
   answerTimeout(waitedMs: number, what: string): Error;
   /** The error to reject with when the lease was returned while the statement waited. */
   releasedError(): Error | undefined;
+  /** Aborts a statement's wait for a sibling's transaction (rejecting with its reason). */
+  readonly abortSignal?: AbortSignal | undefined;
 }
 
 /** What happened to a shard file, for pools' event listeners. */
@@ -233,7 +235,8 @@ function registryKey(path: string): string {
  * owns the file.
  */
 export function attachShardFile(path: string, options: ShardFileOptions): ShardFile {
-  const key = registryKey(path);
+  // A server's URL names no file: it is its own key.
+  const key = options.driver.remote === true ? path : registryKey(path);
   let file = registry.get(key);
   if (file === undefined) {
     file = new ShardFile(path, key, options);
@@ -293,6 +296,8 @@ export class ShardFile {
   #inFlight = 0;
   // Shared access: each open transaction has a handle of its own; spare ones are reused.
   readonly #shared: boolean;
+  // The driver reaches a server, not a file: no owner lock, file creation or file checks.
+  readonly #remote: boolean;
   readonly #txHandles = new Map<Session, DriverHandle>();
   readonly #spareHandles: DriverHandle[] = [];
   readonly listeners: Set<(event: ShardFileEvent) => void> = new Set();
@@ -310,6 +315,7 @@ export class ShardFile {
     this.#key = key;
     this.#options = options;
     this.#shared = options.access === "shared";
+    this.#remote = options.driver.remote === true;
   }
 
   /** The session holding the transaction, if any (exclusive access). */
@@ -344,12 +350,12 @@ export class ShardFile {
 
   /** Takes ownership and opens the first handle (creating the file if missing). */
   open(): void {
-    this.#owner = OwnerLock.acquire(this.path, this.#options.access);
+    this.#owner = this.#remote ? null : OwnerLock.acquire(this.path, this.#options.access);
     try {
       const opened = this.#openHandle(true);
       if (isPromise(opened)) this.#track(opened);
     } catch (error) {
-      this.#owner.release();
+      this.#owner?.release();
       this.#owner = null;
       throw error;
     }
@@ -371,19 +377,21 @@ export class ShardFile {
 
   #openHandle(create: boolean): MaybePromise<void> {
     const owner = this.#owner;
-    if (owner === null) throw new ShardOpenError(this.path, "the file is not owned");
+    if (owner === null && !this.#remote) {
+      throw new ShardOpenError(this.path, "the file is not owned");
+    }
     const driver = this.#options.driver;
     let staleLockCleared = false;
     try {
       // Safe only now: holding the owner lock alone proves no live process uses the file.
-      if (owner.access === "exclusive") staleLockCleared = driver.clearStaleLock(this.path);
+      if (owner?.access === "exclusive") staleLockCleared = driver.clearStaleLock(this.path);
     } catch (error) {
       throw new ShardOpenError(this.path, "cannot clear the lock a crashed owner left", {
         cause: error,
       });
     }
     if (staleLockCleared) this.#stats.staleLocksCleared++;
-    if (create) {
+    if (create && !this.#remote) {
       // Create it ourselves so that it is owner-only (0600).
       try {
         Deno.openSync(this.path, { createNew: true, write: true, mode: 0o600 }).close();
@@ -419,8 +427,10 @@ export class ShardFile {
       throw new ShardOpenError(this.path, `cannot configure the database`, { cause: error });
     };
     const done = () => {
-      const info = Deno.statSync(this.path);
-      this.#identity = { dev: info.dev, ino: info.ino };
+      if (!this.#remote) {
+        const info = Deno.statSync(this.path);
+        this.#identity = { dev: info.dev, ino: info.ino };
+      }
       this.#handle = handle;
       this.#stats.handlesOpened++;
       this.#idleSince = performance.now();
@@ -444,15 +454,17 @@ export class ShardFile {
   #check(): void {
     if (this.#closed || this.#failure !== null) return;
     let reason: "deleted" | "replaced" | "truncated" | null = null;
-    try {
-      const info = Deno.statSync(this.path);
-      if (
-        this.#identity !== null &&
-        (info.ino !== this.#identity.ino || info.dev !== this.#identity.dev)
-      ) reason = "replaced";
-      else if (!hasSqliteHeader(this.path)) reason = "truncated";
-    } catch {
-      reason = "deleted";
+    if (!this.#remote) {
+      try {
+        const info = Deno.statSync(this.path);
+        if (
+          this.#identity !== null &&
+          (info.ino !== this.#identity.ino || info.dev !== this.#identity.dev)
+        ) reason = "replaced";
+        else if (!hasSqliteHeader(this.path)) reason = "truncated";
+      } catch {
+        reason = "deleted";
+      }
     }
     if (reason !== null) {
       this.#fail(new ShardFileMissingError(this.path, reason));
@@ -585,7 +597,7 @@ export class ShardFile {
       this.#failure = null;
     }
     if (this.#handle === null) {
-      if (this.#owner === null || !this.#owner.isIntact()) {
+      if (!this.#remote && (this.#owner === null || !this.#owner.isIntact())) {
         this.#owner?.release();
         this.#owner = OwnerLock.acquire(this.path, this.#options.access);
       }
@@ -698,14 +710,24 @@ export class ShardFile {
 
   #acquireMutex(timeoutMs: number, reporter: TimeoutReporter): Promise<void> {
     const started = performance.now();
+    const signal = reporter.abortSignal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       let timedOut = false;
+      const onAbort = () => {
+        timedOut = true;
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
       const timer = setTimeout(() => {
         timedOut = true;
+        signal?.removeEventListener("abort", onAbort);
         reject(reporter.transactionTimeout(performance.now() - started));
       }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.#mutex.acquire().then(() => {
-        // A waiter that timed out passes the lock straight on.
+        signal?.removeEventListener("abort", onAbort);
+        // A waiter that timed out (or was aborted) passes the lock straight on.
         if (timedOut) this.#mutex.release();
         else {
           clearTimeout(timer);
@@ -856,7 +878,7 @@ export class ShardFile {
     if (error instanceof ShardliteError) return error;
     if (this.#options.driver.isBrokenHandleError(error)) {
       this.#stats.handleErrors++;
-      if (this.#failure === null) this.#check();
+      if (this.#failure === null && !this.#remote) this.#check();
       if (this.#failure !== null) return this.#failure;
       this.#dropHandle((error as Error).message, error);
       return new ConnectionBrokenError(
@@ -963,6 +985,10 @@ export class ShardFile {
         (control !== Control.None || !safeInTransaction(handle))
       ) {
         const waited = performance.now() - started;
+        if (reporter.abortSignal?.aborted) {
+          this.#settleShared(session, handle);
+          throw reporter.abortSignal.reason;
+        }
         if (waited + backoffMs > timeoutMs) {
           this.#settleShared(session, handle);
           throw new PoolTimeoutError({
@@ -1203,7 +1229,10 @@ export class ShardFile {
     if (handle !== null) {
       try {
         const rolledBack = handle.inTransaction ? handle.exec("ROLLBACK") : undefined;
-        const checkpointed = handle.get("PRAGMA wal_checkpoint(TRUNCATE)");
+        // A server checkpoints its own files (sqld refuses the pragma).
+        const checkpointed = this.#remote
+          ? undefined
+          : handle.get("PRAGMA wal_checkpoint(TRUNCATE)");
         for (const step of [rolledBack, checkpointed]) {
           if (isPromise(step)) step.catch(() => {});
         }

@@ -36,6 +36,8 @@ export interface Waiter<T> {
   cleanup: (() => void) | undefined;
   /** Whether the waiter is still in the queue. */
   live: boolean;
+  /** The caller's abort signal, which the lease keeps (see `GetConnectionOptions.signal`). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** FIFO wait line; `size` counts live waiters only. */

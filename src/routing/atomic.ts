@@ -8,6 +8,7 @@
  */
 
 import { BatchPendingError, ShardOperationError } from "../errors.ts";
+import { raceAbort } from "./abort.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import {
@@ -45,6 +46,7 @@ export async function writeAtomically(
   ledger: BatchLedger,
   table: string,
   shares: readonly ShardWrite[],
+  signal?: AbortSignal,
 ): Promise<number> {
   const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
   const shardIds = writes.map((w) => w.shardId);
@@ -67,13 +69,19 @@ export async function writeAtomically(
     // writers can never each hold what the other waits for.
     for (const shardId of shardIds) {
       const pool = source.getPool(shardId);
-      const conn = await pool.getConnection().catch((error) => {
-        throw new ShardOperationError(shardId, pool.path, error);
+      // An abort ends the wait for a lease (a lease granted late goes straight back). The
+      // leases do not keep the signal: past the commit point every COMMIT must be sent.
+      const leasing = pool.getConnection();
+      const conn = await (signal === undefined ? leasing : raceAbort(leasing, signal, (late) => {
+        late.then((c) => pool.returnConnection(c), () => {});
+      })).catch((error) => {
+        throw error === signal?.reason ? error : new ShardOperationError(shardId, pool.path, error);
       });
       pools.push(pool);
       leases.push(conn);
     }
     for (const [i, conn] of leases.entries()) {
+      signal?.throwIfAborted();
       await conn.exec("BEGIN IMMEDIATE").catch((error) => {
         throw new ShardOperationError(shardIds[i] as number, conn.path, error);
       });
@@ -101,7 +109,8 @@ export async function writeAtomically(
     }));
     const failed = written.find((outcome) => outcome.status === "rejected");
     if (failed !== undefined) throw failed.reason;
-    // Before the first COMMIT any failure rolls every shard back.
+    // Before the first COMMIT any failure (or an abort) rolls every shard back.
+    signal?.throwIfAborted();
     const head = commitOrder[0] as number;
     const first = leases[head] as PooledConnection;
     try {

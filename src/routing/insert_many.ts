@@ -156,6 +156,7 @@ export async function writeRuns(
   table: string,
   runs: ShardRuns,
   returning?: string,
+  signal?: AbortSignal,
 ): Promise<{ changes: number; rows: Row[] }> {
   const writes: ShardWrite[] = [];
   const returned: Row[][] = [];
@@ -195,6 +196,6 @@ export async function writeRuns(
       },
     });
   });
-  const changes = await writeAtomically(source, ledger, table, writes);
+  const changes = await writeAtomically(source, ledger, table, writes, signal);
   return { changes, rows: returned.flat() };
 }

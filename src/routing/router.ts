@@ -26,6 +26,7 @@ import {
   storedKey,
 } from "./key_column.ts";
 import { admit } from "./admission.ts";
+import { type AbortOption, raceAbort, signalOf } from "./abort.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
@@ -113,6 +114,8 @@ export interface RouteOptions {
    * Present but `undefined` or `null` is refused: leave `key` out to reach every shard.
    */
   key?: ShardKey;
+  /** Aborts the call (see {@link AbortOption}). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link Router.routeSelect}. */
@@ -146,7 +149,7 @@ export interface WriteRouteOptions extends RouteOptions {
 }
 
 /** Options of {@link Router.routeQueryAll}. */
-export interface QueryAllOptions {
+export interface QueryAllOptions extends AbortOption {
   /** Sort the merged rows (each shard's rows are sorted by SQLite first). */
   orderBy?: OrderBy | undefined;
   /** At most this many merged rows. */
@@ -231,14 +234,32 @@ export class Router {
     return storedKey(key, this.#source.getKeyColumn?.(table), this.#checkText);
   }
 
-  #onShard<T>(shardId: number, fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
+  /**
+   * Admits a call (see `admission.ts`); while it waits (the directory opening, a reshard)
+   * `signal` can end the wait. Undefined when admitted at once (no await on the hot path).
+   */
+  #enter(signal: AbortSignal | undefined): Promise<void> | undefined {
+    const admitted = admit(this.#source);
+    if (admitted === undefined || signal === undefined) return admitted;
+    return raceAbort(admitted, signal, (late) => {
+      late.then(() => this.#source.leave(), () => {});
+    });
+  }
+
+  #onShard<T>(
+    shardId: number,
+    fn: (conn: PooledConnection) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     let pool: ConnectionPool;
     try {
       pool = this.#source.getPool(shardId);
     } catch (error) {
       return Promise.reject(error);
     }
-    return pool.withConnection(fn).catch((error: unknown) => {
+    // The lease keeps the signal: its waits end, and its statements refuse, on abort.
+    const leased = signal === undefined ? undefined : { signal };
+    return pool.withConnection(fn, leased).catch((error: unknown) => {
       throw this.#shardError(shardId, pool, error);
     });
   }
@@ -260,9 +281,14 @@ export class Router {
   async #onShards<T>(
     shardIds: readonly number[],
     fn: (conn: PooledConnection, shardId: number) => Promise<T>,
+    signal?: AbortSignal,
   ): Promise<T[]> {
+    const queued = signal === undefined ? undefined : { signal };
+    // Every shard settles before the call does: an abort returns every lease first.
     const settled = await Promise.allSettled(
-      shardIds.map((id) => this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id)))),
+      shardIds.map((id) =>
+        this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id), signal), queued)
+      ),
     );
     const results: T[] = [];
     for (const outcome of settled) {
@@ -434,8 +460,9 @@ export class Router {
     key?: ShardKey,
     options: InsertRouteOptions = {},
   ): Promise<RunResult | Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
       if (options === null || typeof options !== "object") {
@@ -456,8 +483,10 @@ export class Router {
       }
       const shardId = this.#shardOf(routed.key);
       const { sql, params } = this.#insertStatement(table, routed.row);
-      if (returning === undefined) return await this.#onShard(shardId, (c) => c.run(sql, params));
-      return await this.#onShard(shardId, (c) => c.all(sql + returning.sql, params))
+      if (returning === undefined) {
+        return await this.#onShard(shardId, (c) => c.run(sql, params), signal);
+      }
+      return await this.#onShard(shardId, (c) => c.all(sql + returning.sql, params), signal)
         .catch((error: unknown) => {
           throw returningError(error, table, returning) ?? error;
         });
@@ -494,8 +523,9 @@ export class Router {
     row: Readonly<Record<string, SqlInput>>,
     options: UpsertOptions = {},
   ): Promise<RunResult | Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
       if (options === null || typeof options !== "object") {
@@ -534,7 +564,7 @@ export class Router {
           const upsert = sql + conflictClause(conflict);
           if (returning === undefined) return await conn.run(upsert, params);
           return await conn.all(upsert + returning.sql, params);
-        });
+        }, signal);
       } catch (error) {
         throw (conflict === undefined ? undefined : upsertError(error, table, conflict)) ??
           returningError(error, table, returning) ?? error;
@@ -585,8 +615,9 @@ export class Router {
     keys?: readonly ShardKey[],
     options: Omit<InsertManyOptions, "keys"> = {},
   ): Promise<number | Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
       if (!Array.isArray(rows)) throw new InvalidQueryError("rows", "expected an array of rows");
@@ -608,7 +639,11 @@ export class Router {
       let primaryKey: string[] | undefined;
       if (mode === "update" && options.conflict === undefined && rows.length > 0) {
         const first = this.#allShards()[0] as number;
-        primaryKey = await this.#onShard(first, (c) => this.#primaryKey(c, table, first));
+        primaryKey = await this.#onShard(
+          first,
+          (c) => this.#primaryKey(c, table, first),
+          signal,
+        );
       }
       // What errors are explained by: the target, and every column some row updates.
       const explained = { target: ignoring?.target, update: new Set<string>() };
@@ -679,7 +714,14 @@ export class Router {
       }
       let written: { changes: number; rows: Row[] };
       try {
-        written = await writeRuns(this.#source, this.#ledger, table, runs, returning?.sql);
+        written = await writeRuns(
+          this.#source,
+          this.#ledger,
+          table,
+          runs,
+          returning?.sql,
+          signal,
+        );
       } catch (error) {
         const spec = { target: explained.target, update: [...explained.update] };
         throw upsertError(error, table, spec) ?? returningError(error, table, returning) ?? error;
@@ -770,8 +812,9 @@ export class Router {
       throw new InvalidQueryError("options", `expected an object, got ${describeKey(options)}`);
     }
     const pageSize = checkPageSize(options.pageSize);
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       const { shards, where } = this.#target(table, options);
       const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
@@ -798,6 +841,7 @@ export class Router {
           hidden,
           pageSize,
           fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+          signal,
         },
       );
     } finally {
@@ -806,13 +850,14 @@ export class Router {
   }
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       const fast = this.#keyOnlySelect(table, options);
       if (fast !== undefined) {
         const { shardId, sql, key } = fast;
-        return await this.#onShard(shardId, (c) => c.all(sql, [key]));
+        return await this.#onShard(shardId, (c) => c.all(sql, [key]), signal);
       }
       const { shards, where } = this.#target(table, options);
       const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
@@ -821,6 +866,7 @@ export class Router {
         return await this.#onShard(
           shards[0] as number,
           (c) => c.all(statement.sql, statement.params),
+          signal,
         );
       }
       // Order columns missing from `columns` are fetched for the merge, then dropped.
@@ -834,7 +880,11 @@ export class Router {
         orderBy: terms.length > 0 ? terms : undefined,
         limit: shardLimit(options),
       }, this.#checkText);
-      const lists = await this.#onShards(shards, (c) => c.all(perShard.sql, perShard.params));
+      const lists = await this.#onShards(
+        shards,
+        (c) => c.all(perShard.sql, perShard.params),
+        signal,
+      );
       let rows: Row[];
       if (terms.length > 0) {
         rows = mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
@@ -912,8 +962,9 @@ export class Router {
     changes: Readonly<Record<string, SqlInput>>,
     options: WriteRouteOptions = {},
   ): Promise<number | Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "update");
       const returning = options.returning === undefined
@@ -932,7 +983,7 @@ export class Router {
       const { shards, where } = this.#target(table, options);
       const statement = buildUpdate(table, changes, where, this.#checkText);
       const op: BatchOp = { op: "update", changes, where };
-      return await this.#writeEach(table, shards, statement, op, returning);
+      return await this.#writeEach(table, shards, statement, op, returning, signal);
     } finally {
       this.#source.leave();
     }
@@ -949,7 +1000,8 @@ export class Router {
     shards: readonly number[],
     statement: { sql: string; params: SqlValue[] },
     op: BatchOp,
-    returning?: ReturningClause,
+    returning: ReturningClause | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<number | Row[]> {
     const { params } = statement;
     const sql = returning === undefined ? statement.sql : statement.sql + returning.sql;
@@ -961,7 +1013,7 @@ export class Router {
     };
     try {
       if (shards.length === 1) {
-        const changes = await this.#onShard(shards[0] as number, (c) => write(c, 0));
+        const changes = await this.#onShard(shards[0] as number, (c) => write(c, 0), signal);
         return returning === undefined ? changes : returned[0] as Row[];
       }
       const changes = await writeAtomically(
@@ -974,6 +1026,7 @@ export class Router {
           write: (conn) => write(conn, i),
           part: () => ({ part: { shard: shardId, ops: [op] }, special: true }),
         })),
+        signal,
       );
       return returning === undefined ? changes : returned.flat();
     } catch (error) {
@@ -991,8 +1044,9 @@ export class Router {
   /** Deletes matching rows: the rows with `returning`, else their count. */
   routeDelete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number | Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "delete");
       const returning = options.returning === undefined
@@ -1000,7 +1054,14 @@ export class Router {
         : returningClause(options.returning);
       const { shards, where } = this.#target(table, options);
       const statement = buildDelete(table, where, this.#checkText);
-      return await this.#writeEach(table, shards, statement, { op: "delete", where }, returning);
+      return await this.#writeEach(
+        table,
+        shards,
+        statement,
+        { op: "delete", where },
+        returning,
+        signal,
+      );
     } finally {
       this.#source.leave();
     }
@@ -1016,8 +1077,9 @@ export class Router {
     expressions: string | readonly string[],
     options: RouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
@@ -1025,7 +1087,7 @@ export class Router {
       const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
       const partials = await this.#onShards(shards, async (c) => {
         return (await c.get(statement.sql, statement.params)) ?? {};
-      });
+      }, signal);
       const result: Record<string, SqlValue> = {};
       parsed.forEach((aggregate, i) => {
         result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
@@ -1047,15 +1109,20 @@ export class Router {
     expressions: string | readonly string[],
     options: RouteOptions = {},
   ): Promise<Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildGroupedAggregate(table, columns, parsed, where, this.#checkText);
-      const lists = await this.#onShards(shards, (c) => c.all(statement.sql, statement.params));
+      const lists = await this.#onShards(
+        shards,
+        (c) => c.all(statement.sql, statement.params),
+        signal,
+      );
       return combineGroups(columns, parsed, list, lists);
     } finally {
       this.#source.leave();
@@ -1063,14 +1130,20 @@ export class Router {
   }
 
   /** Runs raw SQL on the shard of `key` and returns its rows. */
-  async routeQuery(key: ShardKey, sql: string, params?: Params): Promise<Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+  async routeQuery(
+    key: ShardKey,
+    sql: string,
+    params?: Params,
+    options?: AbortOption,
+  ): Promise<Row[]> {
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
       assertSingleStatement(sql, "manager.query()");
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.all(sql, params));
+      return await this.#onShard(shardId, (c) => c.all(sql, params), signal);
     } finally {
       this.#source.leave();
     }
@@ -1082,8 +1155,9 @@ export class Router {
    * DISTINCT and aggregates come back once per shard — use `routeAggregate` for those.
    */
   async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
       // Before the wrapping below, which would hide a second statement inside SELECT * FROM (...)
@@ -1119,7 +1193,7 @@ export class Router {
             "named parameters cannot be combined with limit; use positional parameters",
           );
         })();
-      const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound));
+      const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound), signal);
       if (terms.length > 0) {
         return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
       }
@@ -1137,12 +1211,14 @@ export class Router {
   async routeTransaction<T>(
     key: ShardKey,
     fn: (conn: PooledConnection) => T | Promise<T>,
+    options?: AbortOption,
   ): Promise<T> {
-    const admitted = admit(this.#source);
-    if (admitted !== undefined) await admitted;
+    const signal = signalOf(options);
+    const entering = this.#enter(signal);
+    if (entering !== undefined) await entering;
     try {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.transaction(fn));
+      return await this.#onShard(shardId, (c) => c.transaction(fn), signal);
     } finally {
       this.#source.leave();
     }

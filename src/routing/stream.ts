@@ -37,6 +37,8 @@ export interface StreamPlan {
   readonly pageSize: number;
   /** What a shard's failure is reported as. */
   readonly fail: (shardId: number, pool: ConnectionPool, error: unknown) => unknown;
+  /** Aborts the stream: the leases keep it, so their waits and next pages reject. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** One shard's open query: a page of rows, read from `at`. */
@@ -61,7 +63,8 @@ class ShardReader {
   async open(): Promise<void> {
     const { pool } = this.shard;
     try {
-      this.#conn = await pool.getConnection();
+      const signal = this.#plan.signal;
+      this.#conn = await pool.getConnection(signal === undefined ? undefined : { signal });
       this.#cursor = await this.#conn.openStream(this.#plan.sql, this.#plan.params);
     } catch (error) {
       throw this.#plan.fail(this.shard.shardId, pool, error);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { AbortOption } from "./abort.ts";
 import type { ShardKey } from "./keys.ts";
 
 /** A `returning` option: the call resolves to the rows it inserted, updated or deleted. */
@@ -26,7 +27,7 @@ export interface NoReturning {
 }
 
 /** Options of `insert` (the third argument may also be the key itself). */
-export interface InsertRouteOptions {
+export interface InsertRouteOptions extends AbortOption {
   /** The row's shard key, for a table without a shard-key column (or equal to it). */
   key?: ShardKey;
   /** Columns of the inserted row to return (see {@link ReturningOption}). */
@@ -34,7 +35,7 @@ export interface InsertRouteOptions {
 }
 
 /** Options of `upsert`. */
-export interface UpsertOptions {
+export interface UpsertOptions extends AbortOption {
   /** The row's shard key, for a table without a shard-key column (or equal to it). */
   key?: ShardKey;
   /**
@@ -63,7 +64,7 @@ export interface UpsertOptions {
 export type ConflictMode = "ignore" | "update";
 
 /** Options of `insertMany` (the third argument may also be the list of keys itself). */
-export interface InsertManyOptions {
+export interface InsertManyOptions extends AbortOption {
   /** Each row's shard key, in row order, for a table without a shard-key column. */
   keys?: readonly ShardKey[] | undefined;
   /**

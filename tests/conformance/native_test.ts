@@ -31,3 +31,4 @@ import "../single_statement_test.ts";
 import "../fuzz_values_test.ts";
 import "../cli_test.ts";
 import "../iterate_test.ts";
+import "../abort_test.ts";
