@@ -125,6 +125,12 @@ export interface Driver {
    * once — what `access: "shared"` needs.
    */
   readonly canShare: boolean;
+  /**
+   * True when `open` takes the URL of a database server rather than a file path: the
+   * pool then does nothing to a file (no creation, owner lock, stale-lock clearing,
+   * identity or header checks); the server owns its files. Absent: a local file.
+   */
+  readonly remote?: boolean;
   /** Opens a handle on `path`. */
   open(path: string, options: OpenOptions): MaybePromise<DriverHandle>;
   /**
