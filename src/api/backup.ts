@@ -473,7 +473,7 @@ async function copyPaused(
   } finally {
     for (const lease of leases) {
       await lease.rollback().catch(() => {});
-      await lease.release();
+      await lease.pool.returnConnection(lease);
     }
   }
   return performance.now() - (pauseStarted ?? performance.now());

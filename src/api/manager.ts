@@ -97,6 +97,68 @@ export function openManagers(): ShardManager[] {
 }
 
 /**
+ * What a manager's own router sees of it: the manager's bookkeeping (`enter`, `leave`, the
+ * driver's text rule, the batch owner, ...) without making it methods of the manager. A
+ * class rather than an object of closures: the point-read path calls it on every read.
+ */
+class ManagerSource implements ShardSource {
+  readonly #admission: Admission;
+  readonly #pools: PoolCache;
+  readonly #tables: LoadedMap;
+  readonly #directory: () => ShardDirectory;
+  readonly getPool: (shardId: number) => ConnectionPool;
+  readonly maxConcurrentShards: number;
+  readonly checkText: ((text: string) => string | undefined) | undefined;
+  constructor(
+    admission: Admission,
+    pools: PoolCache,
+    tables: LoadedMap,
+    getPool: (shardId: number) => ConnectionPool,
+    directory: () => ShardDirectory,
+    maxConcurrentShards: number,
+    driver: Driver,
+  ) {
+    this.#admission = admission;
+    this.#pools = pools;
+    this.#tables = tables;
+    this.getPool = getPool;
+    this.#directory = directory;
+    this.maxConcurrentShards = maxConcurrentShards;
+    this.checkText = driver.checkText === undefined
+      ? undefined
+      : (text: string) => driver.checkText?.(text);
+  }
+  ready(): Promise<void> {
+    return this.#admission.ready();
+  }
+  get isReady(): boolean {
+    return this.#admission.isReady;
+  }
+  enter(): void {
+    this.#admission.enter();
+  }
+  leave(): void {
+    this.#pools.trim();
+    this.#admission.leave();
+  }
+  getShardKeyColumn(table: string): string | undefined {
+    return this.#tables.shardKeyColumn(table);
+  }
+  getKeyColumn(table: string): KeyColumn | undefined {
+    return this.#tables.keyColumn(table);
+  }
+  hasTable(table: string): boolean {
+    return this.#tables.recordedName(table) !== undefined;
+  }
+  get keyForm(): KeyForm {
+    return this.#tables.keyForm;
+  }
+  get batchOwner(): string | undefined {
+    return this.#directory().userId;
+  }
+}
+
+/**
  * Shards data over SQLite files in one directory and routes every operation by shard key.
  *
  * @example
@@ -130,6 +192,9 @@ export class ShardManager implements ShardSource {
   readonly #admission: Admission;
   readonly #directory: ShardDirectory;
   readonly #router: Router;
+  // What the router sees of the manager: a private object, so that its bookkeeping
+  // (enter, leave, the driver's text rule, ...) need not be methods of the manager.
+  readonly #source: ManagerSource;
   // What the files implementing the operations below get instead of the manager.
   readonly #parts: ManagerParts;
   #closed: Promise<void> | null = null;
@@ -150,10 +215,23 @@ export class ShardManager implements ShardSource {
     this.#pools = new PoolCache(this.dbDir, this.#poolOptions, settings.maxOpenShards);
     this.#tables = new LoadedMap(this.dbDir);
     this.#admission = new Admission(this.dbDir, () => this.#directory.open());
-    this.#router = new Router(this, settings.strategy);
+    this.#source = this.#makeSource();
+    this.#router = new Router(this.#source, settings.strategy);
     this.#parts = this.#makeParts();
     this.#directory = new ShardDirectory(this.#parts);
     managers.add(this);
+  }
+
+  #makeSource(): ManagerSource {
+    return new ManagerSource(
+      this.#admission,
+      this.#pools,
+      this.#tables,
+      (shardId) => this.getPool(shardId),
+      () => this.#directory,
+      this.maxConcurrentShards,
+      this.driver,
+    );
   }
 
   #makeParts(): ManagerParts {
@@ -185,10 +263,12 @@ export class ShardManager implements ShardSource {
 
   /**
    * @internal Under shared access, the id this user's cross-shard batches carry (so a
-   * recovery in another process leaves them alone); undefined when exclusive.
+   * recovery in another process leaves them alone); undefined when exclusive. Read by a
+   * `Router` built over the manager (`new Router(manager, strategy)`); the manager's own
+   * router reads it from a private source.
    */
   get batchOwner(): string | undefined {
-    return this.#directory.userId;
+    return this.#source.batchOwner;
   }
 
   /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */
@@ -197,12 +277,12 @@ export class ShardManager implements ShardSource {
   }
 
   /**
-   * @internal The driver's rule for text (`Driver.checkText`), which the router applies
-   * before any shard is written.
+   * @internal The driver's rule for text (`Driver.checkText`), which a router applies
+   * before any shard is written. Read by a `Router` built over the manager; the manager's
+   * own router reads it from a private source.
    */
   get checkText(): ((text: string) => string | undefined) | undefined {
-    const driver = this.driver;
-    return driver.checkText === undefined ? undefined : (text) => driver.checkText?.(text);
+    return this.#source.checkText;
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */
@@ -215,7 +295,15 @@ export class ShardManager implements ShardSource {
     return this.strategy.numShards;
   }
 
-  /** The router this manager delegates to. */
+  /**
+   * The router this manager delegates to.
+   *
+   * @deprecated Call the manager's own methods instead (`select`, `insert`, `update`,
+   * `delete`, `aggregate`, `query`, `transaction`, ...): each forwards to the router's
+   * matching `route*` method, and `getShardId` is on the manager too. To route with
+   * another strategy, build a router yourself: `new Router(manager, strategy)`. Kept
+   * working.
+   */
   get router(): Router {
     return this.#router;
   }
@@ -239,15 +327,26 @@ export class ShardManager implements ShardSource {
     return pending === null ? null : structuredClone(pending);
   }
 
-  /** @internal An operation enters (the router calls this). */
+  /**
+   * An operation enters: while any is in, a reshard waits.
+   *
+   * @deprecated Bookkeeping of the manager's own operations, which enter and leave by
+   * themselves; nothing to call. It stays so that the manager is still a `ShardSource`
+   * for `new Router(manager, strategy)`, whose operations call it. Kept working.
+   */
   enter(): void {
-    this.#admission.enter();
+    this.#source.enter();
   }
 
-  /** @internal An operation leaves. */
+  /**
+   * An operation leaves (see {@link enter}).
+   *
+   * @deprecated Bookkeeping of the manager's own operations, which enter and leave by
+   * themselves; nothing to call. It stays so that the manager is still a `ShardSource`
+   * for `new Router(manager, strategy)`, whose operations call it. Kept working.
+   */
   leave(): void {
-    this.#pools.trim();
-    this.#admission.leave();
+    this.#source.leave();
   }
 
   /**
@@ -349,14 +448,17 @@ export class ShardManager implements ShardSource {
     return this.#router.getShardId(key, table);
   }
 
-  /** @internal The shard-key column of `table` with its type (the router's view). */
+  /**
+   * @internal The shard-key column of `table` with its type (a router's view), read by a
+   * `Router` built over the manager.
+   */
   getKeyColumn(table: string): KeyColumn | undefined {
-    return this.#tables.keyColumn(table);
+    return this.#source.getKeyColumn(table);
   }
 
-  /** @internal Whether the map records `table`. */
+  /** @internal Whether the map records `table`, read by a `Router` built over the manager. */
   hasTable(table: string): boolean {
-    return this.#tables.recordedName(table) !== undefined;
+    return this.#source.hasTable(table);
   }
 
   /**

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { TimeSlice } from "../pool/yield.ts";
 import { InvalidQueryError, ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
@@ -358,6 +359,7 @@ export async function runReshard(
       const repair = plan.mode === "repair";
       const counts = plan.counts[table] ??= { scanned: 0, moved: 0 };
       const firstShard = t === plan.progress.table ? plan.progress.shard : 0;
+      const slice = new TimeSlice();
       for (let source = firstShard; source < plan.scan; source++) {
         // Rowids may be 0 or negative: null means "from the first row".
         let last: number | string | null =
@@ -366,6 +368,8 @@ export async function runReshard(
             : null;
         for (;;) {
           options.signal?.throwIfAborted();
+          // A batch takes a few ms: the event loop gets a turn every slice.
+          await slice.maybePause();
           const rows = await context.pool(source).withConnection((c) =>
             last === null
               ? c.all(

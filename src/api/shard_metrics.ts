@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ConnectionPool, PoolMetrics } from "../pool/pool.ts";
+import { type ConnectionPool, type PoolMetrics, poolMetrics } from "../pool/pool.ts";
 import type { StatementTimes } from "../pool/query_monitor.ts";
 
 /** A pool's counters added to `into` (gauges too, when `withGauges`). */
@@ -88,7 +88,7 @@ export class ShardMetrics {
       if (this.#closing.delete(pool)) {
         let kept = this.#retired.get(shardId);
         if (kept === undefined) this.#retired.set(shardId, kept = empty());
-        add(kept, pool.metrics(), false);
+        add(kept, poolMetrics(pool), false);
       }
     }
   }
@@ -108,8 +108,8 @@ export class ShardMetrics {
       return found;
     };
     for (const [shardId, kept] of this.#retired) add(at(shardId), kept, false);
-    for (const [pool, shardId] of this.#closing) add(at(shardId), pool.metrics(), true);
-    for (const [shardId, pool] of open) add(at(shardId), pool.metrics(), true);
+    for (const [pool, shardId] of this.#closing) add(at(shardId), poolMetrics(pool), true);
+    for (const [shardId, pool] of open) add(at(shardId), poolMetrics(pool), true);
     return shards;
   }
 }

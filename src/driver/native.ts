@@ -21,6 +21,7 @@
  * @module
  */
 
+import { bindLikeWasm } from "./bind.ts";
 import { backup, DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { Params, Row, RunResult, SqlValue } from "../types.ts";
 import type {
@@ -38,27 +39,9 @@ import type {
 /** A parameter value as node:sqlite takes it. */
 type NativeInput = SQLInputValue;
 
-function unsupported(value: unknown): TypeError {
-  return new TypeError(`Unsupported type for binding: "${typeof value}"`);
-}
-
 /** One value, bound the way node-sqlite3-wasm binds it. */
 function bindValue(value: unknown): NativeInput {
-  switch (typeof value) {
-    case "number":
-      // node:sqlite binds numbers as REAL; a bigint is its only way to bind an INTEGER.
-      return Number.isSafeInteger(value) ? BigInt(value) : value;
-    case "string":
-    case "bigint":
-      return value;
-    case "boolean":
-      return value ? 1n : 0n;
-    case "object":
-      if (value === null || value instanceof Uint8Array) return value;
-      throw unsupported(value);
-    default:
-      throw unsupported(value);
-  }
+  return bindLikeWasm(value);
 }
 
 /** Positional parameters as the argument list of a node:sqlite call. */

@@ -14,6 +14,7 @@ import {
   type Session,
   type ShardCursor,
   type ShardFile,
+  type TimeoutReporter,
 } from "./shard_file.ts";
 import { yieldToEventLoop } from "./yield.ts";
 import type { ConnectionPool } from "./pool.ts";
@@ -118,6 +119,235 @@ export function checkPageSize(value: unknown): number {
 }
 
 /**
+ * The library's side of one lease: its state, the pool's list of active leases, leak
+ * detection, the statement path, streams read page by page, and the errors the shard file
+ * reports for it (it is the {@link TimeoutReporter} of the lease's statements). A
+ * {@link PooledConnection} keeps it in a private field; the library reaches it through
+ * {@link leaseInternals} and {@link leaseOf}, which `mod.ts` does not export.
+ */
+export class LeaseInternals implements TimeoutReporter {
+  /** The pool that handed the lease out. */
+  readonly pool: ConnectionPool;
+  /** The session under the lease. */
+  readonly session: Session;
+  /** The shard file the lease works on. */
+  readonly file: ShardFile;
+  /** The lease's number within its pool. */
+  readonly id: number;
+  /** How long the lease's statements wait for a sibling's transaction or an answer. */
+  readonly timeoutMs: number;
+  /** The signal the lease was taken with (see `GetConnectionOptions.signal`). */
+  readonly abortSignal: AbortSignal | undefined;
+  /** When the lease was taken (performance.now()), when leak detection is on. */
+  readonly acquiredAt: number;
+  /** The stack that took the lease, when leak detection is on. */
+  readonly acquiredStack: string | undefined;
+  /** Whether the lease has been returned or closed. */
+  released = false;
+  /** The rows of the last `execute()`, read by `fetchone()` and its siblings. */
+  cursor: Cursor = EMPTY_CURSOR;
+  /** Streams open on the lease, finalized when it ends. */
+  streams: Set<ShardCursor> | null = null;
+  /** Savepoints of nested `transaction()` calls open now. */
+  savepoints = 0;
+  /** The pool's active-lease list (no Set: it is on the hot path). */
+  prevActive: LeaseInternals | null = null;
+  /** The pool's active-lease list. */
+  nextActive: LeaseInternals | null = null;
+  /** The leak-detection timer, when on. */
+  leakTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #conn: PooledConnection | undefined = undefined;
+
+  /** Makes a lease (the pool calls this). */
+  constructor(
+    pool: ConnectionPool,
+    session: Session,
+    file: ShardFile,
+    id: number,
+    timeoutMs: number,
+    acquiredStack: string | undefined,
+    signal?: AbortSignal,
+  ) {
+    this.abortSignal = signal;
+    this.pool = pool;
+    this.session = session;
+    this.file = file;
+    this.id = id;
+    this.timeoutMs = timeoutMs;
+    this.acquiredStack = acquiredStack;
+    // A clock read costs as much as the rest of a lease: only leak detection needs it.
+    this.acquiredAt = acquiredStack === undefined ? 0 : performance.now();
+  }
+
+  /**
+   * The lease its user holds, made on first use: a query the pool runs on a lease of its
+   * own (`pool.allOnce`, the point-read path) never needs one.
+   */
+  get conn(): PooledConnection {
+    return this.#conn ??= new PooledConnection(this);
+  }
+
+  /** Ends the lease; the pool calls this. */
+  markReleased(): Session {
+    this.released = true;
+    this.cursor = EMPTY_CURSOR;
+    if (this.streams !== null) {
+      // A stream still open when its lease ends: its statement is finalized now.
+      for (const stream of this.streams) closeQuietly(stream);
+      this.streams = null;
+    }
+    return this.session;
+  }
+
+  /** Opens a stream read page by page (the router's cross-shard merge). */
+  openStream(sql: string, params: Params | undefined): Promise<ShardCursor> {
+    return Promise.resolve(this.statement(Op.Cursor, sql, params) as MaybeCursor).then(
+      (stream) => {
+        (this.streams ??= new Set()).add(stream);
+        return stream;
+      },
+    );
+  }
+
+  /** The next page of a stream opened with {@link openStream}. */
+  readPage(stream: ShardCursor, max: number): Promise<Row[]> {
+    try {
+      const request: PageRequest = { cursor: stream, max };
+      return Promise.resolve(
+        this.statement(Op.Page, stream.sql, request as unknown as Params) as
+          | Row[]
+          | Promise<Row[]>,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Ends a stream opened with {@link openStream}. */
+  closeStream(stream: ShardCursor): void {
+    if (this.streams?.delete(stream)) closeQuietly(stream);
+  }
+
+  /**
+   * A statement's answer as a promise: an already-settled one on a synchronous driver
+   * (no extra turn of the event loop), the driver's own on an asynchronous one.
+   */
+  settled<T>(op: Op, sql: string, params: Params | undefined): Promise<T> {
+    try {
+      const result = this.statement(op, sql, params) as T | Promise<T>;
+      return isPromise(result) ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A query's rows, or a promise of them with an asynchronous driver (`pool.allOnce`). */
+  allNow(sql: string, params?: Params): Row[] | Promise<Row[]> {
+    return this.statement(Op.All, sql, params) as Row[] | Promise<Row[]>;
+  }
+
+  /** Runs one statement of the lease: checked, counted (or timed), then sent to the file. */
+  statement(op: Op, sql: string, params: Params | undefined): unknown {
+    if (this.released) throw new LeaseReleasedError(this.file.path, this.id);
+    if (typeof sql !== "string") {
+      throw new TypeError(`sql must be a string, got ${typeof sql}`);
+    }
+    // Checked before anything reaches the driver, which would run only the first statement.
+    if (op !== Op.Exec && op !== Op.Page) assertSingleStatement(sql, CALLS[op]);
+    const signal = this.abortSignal;
+    if (signal !== undefined && signal.aborted && !UNDOING.test(sql)) throw signal.reason;
+    // A page of a query being iterated is not a statement of its own: the query counted.
+    if (op === Op.Page) {
+      return this.file.statement(this.session, op, sql, params, this.timeoutMs, this);
+    }
+    const monitor = this.pool.monitor;
+    if (monitor.timing) return this.#timed(monitor, op, sql, params);
+    // Untimed: one increment, no clock read, nothing allocated unless the answer is a promise.
+    monitor.statements++;
+    let result: unknown;
+    try {
+      result = this.file.statement(this.session, op, sql, params, this.timeoutMs, this);
+    } catch (error) {
+      monitor.errors++;
+      throw error;
+    }
+    return isPromise(result) ? result.then(undefined, monitor.countError) : result;
+  }
+
+  /** A statement timed for `onQuery`, `slowQueryMs` or the statement-time histogram. */
+  #timed(monitor: QueryMonitor, op: Op, sql: string, params: Params | undefined): unknown {
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = this.file.statement(this.session, op, sql, params, this.timeoutMs, this);
+    } catch (error) {
+      monitor.failed(sql, started, error);
+      throw error;
+    }
+    if (!isPromise(result)) {
+      monitor.done(op, sql, started, result);
+      return result;
+    }
+    return result.then((value) => {
+      monitor.done(op, sql, started, value);
+      return value;
+    }, (error: unknown) => {
+      monitor.failed(sql, started, error);
+      throw error;
+    });
+  }
+
+  /** The error for a statement that resumes after its lease was returned. */
+  releasedError(): LeaseReleasedError | undefined {
+    return this.released ? new LeaseReleasedError(this.file.path, this.id) : undefined;
+  }
+
+  /** The error for an asynchronous driver that did not answer in time. */
+  answerTimeout(waitedMs: number, what: string): PoolTimeoutError {
+    return new PoolTimeoutError({
+      path: this.file.path,
+      timeoutMs: this.timeoutMs,
+      waitedMs,
+      counts: this.pool.counts(),
+      waitingFor: "driver",
+      detail: `lease #${this.id} got no answer to ${what}`,
+    });
+  }
+
+  /** The error for a statement that waited too long for a transaction. */
+  transactionTimeout(waitedMs: number): PoolTimeoutError {
+    const owner = this.file.transactionOwner;
+    return new PoolTimeoutError({
+      path: this.file.path,
+      timeoutMs: this.timeoutMs,
+      waitedMs,
+      counts: this.pool.counts(),
+      waitingFor: "transaction",
+      detail: `lease #${this.id} waited for ${
+        owner === null ? "the transaction lock" : `session #${owner.id}`
+      } (a lease used while another lease of the same task holds a transaction deadlocks)`,
+    });
+  }
+}
+
+// Set by PooledConnection's static block, the one place that can read its private field.
+let internalsOf: (conn: PooledConnection) => LeaseInternals;
+let brandedInternals: (value: unknown) => LeaseInternals | undefined;
+
+/**
+ * The internals of `conn`, for the library (the pool, the router's streams); `mod.ts` does
+ * not export it. Throws a TypeError for an object that is not a lease.
+ */
+export function leaseInternals(conn: PooledConnection): LeaseInternals {
+  return internalsOf(conn);
+}
+
+/** The internals of `value` when it is a lease made by a pool, else undefined. */
+export function leaseOf(value: unknown): LeaseInternals | undefined {
+  return brandedInternals(value);
+}
+
+/**
  * A lease on a pool: a session over the shard's single handle. Statement methods are
  * async: a statement waits (without blocking the event loop) while another session
  * holds a transaction. Return it with `pool.returnConnection(conn)`, or let
@@ -140,81 +370,50 @@ export function checkPageSize(value: unknown): number {
  * ```
  */
 export class PooledConnection {
-  /** The lease's number within its pool (1, 2, ...). */
-  readonly id: number;
-  /** The pool that handed the lease out. */
-  readonly pool: ConnectionPool;
-  readonly #session: Session;
-  readonly #file: ShardFile;
-  readonly #timeoutMs: number;
-  #released = false;
-  #cursor: Cursor = EMPTY_CURSOR;
-  #streams: Set<ShardCursor> | null = null;
-  /** @internal The signal the lease was taken with (see `GetConnectionOptions.signal`). */
-  readonly abortSignal: AbortSignal | undefined;
-  #savepoints = 0;
-  /** @internal When the lease was taken (performance.now()), when leak detection is on. */
-  readonly acquiredAt: number;
-  /** @internal The stack that took the lease, when leak detection is on. */
-  readonly acquiredStack: string | undefined;
-  /** @internal The pool's active-lease list (no Set: it is on the hot path). */
-  prevActive: PooledConnection | null = null;
-  /** @internal The pool's active-lease list. */
-  nextActive: PooledConnection | null = null;
-  /** @internal The leak-detection timer, when on. */
-  leakTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #internal: LeaseInternals;
+
+  static {
+    internalsOf = (conn) => conn.#internal;
+    brandedInternals = (value) =>
+      typeof value === "object" && value !== null && #internal in value
+        ? value.#internal
+        : undefined;
+  }
 
   /** @internal Leases are made by {@link ConnectionPool.getConnection}. */
-  constructor(
-    pool: ConnectionPool,
-    session: Session,
-    file: ShardFile,
-    id: number,
-    timeoutMs: number,
-    acquiredStack: string | undefined,
-    signal?: AbortSignal,
-  ) {
-    this.abortSignal = signal;
-    this.pool = pool;
-    this.#session = session;
-    this.#file = file;
-    this.id = id;
-    this.#timeoutMs = timeoutMs;
-    this.acquiredStack = acquiredStack;
-    // A clock read costs as much as the rest of a lease: only leak detection needs it.
-    this.acquiredAt = acquiredStack === undefined ? 0 : performance.now();
+  constructor(internal: LeaseInternals) {
+    this.#internal = internal;
+  }
+
+  /** The lease's number within its pool (1, 2, ...). */
+  get id(): number {
+    return this.#internal.id;
+  }
+
+  /** The pool that handed the lease out. */
+  get pool(): ConnectionPool {
+    return this.#internal.pool;
   }
 
   /** The shard file this lease works on. */
   get path(): string {
-    return this.#file.path;
+    return this.#internal.file.path;
   }
 
   /** The session under the lease (sessions are reused across leases). */
   get sessionId(): number {
-    return this.#session.id;
+    return this.#internal.session.id;
   }
 
   /** Whether the lease has been returned or closed. */
   get released(): boolean {
-    return this.#released;
+    return this.#internal.released;
   }
 
   /** Whether this lease's session holds the shard's open transaction. */
   get inTransaction(): boolean {
-    return this.#file.ownsTransaction(this.#session);
-  }
-
-  /** @internal Ends the lease; the pool calls this. */
-  markReleased(): Session {
-    this.#released = true;
-    this.#cursor = EMPTY_CURSOR;
-    if (this.#streams !== null) {
-      // A stream still open when its lease ends: its statement is finalized now.
-      for (const stream of this.#streams) closeQuietly(stream);
-      this.#streams = null;
-    }
-    return this.#session;
+    const lease = this.#internal;
+    return lease.file.ownsTransaction(lease.session);
   }
 
   /**
@@ -256,12 +455,13 @@ export class PooledConnection {
     params: Params | undefined,
     pageSize: number,
   ): AsyncGenerator<Row, void, undefined> {
-    const stream = await (this.#statement(Op.Cursor, sql, params) as ShardCursor);
-    (this.#streams ??= new Set()).add(stream);
+    const lease = this.#internal;
+    const stream = await (lease.statement(Op.Cursor, sql, params) as ShardCursor);
+    (lease.streams ??= new Set()).add(stream);
     try {
       const request: PageRequest = { cursor: stream, max: pageSize };
       for (;;) {
-        const page = await (this.#statement(Op.Page, sql, request as unknown as Params) as
+        const page = await (lease.statement(Op.Page, sql, request as unknown as Params) as
           | Row[]
           | Promise<Row[]>);
         for (let i = 0; i < page.length; i++) yield page[i] as Row;
@@ -269,137 +469,8 @@ export class PooledConnection {
         await yieldToEventLoop();
       }
     } finally {
-      if (this.#streams?.delete(stream)) closeQuietly(stream);
+      if (lease.streams?.delete(stream)) closeQuietly(stream);
     }
-  }
-
-  /** @internal Opens a stream read page by page (the router's cross-shard merge). */
-  openStream(sql: string, params: Params | undefined): Promise<ShardCursor> {
-    return Promise.resolve(this.#statement(Op.Cursor, sql, params) as MaybeCursor).then(
-      (stream) => {
-        (this.#streams ??= new Set()).add(stream);
-        return stream;
-      },
-    );
-  }
-
-  /** @internal The next page of a stream opened with {@link openStream}. */
-  readPage(stream: ShardCursor, max: number): Promise<Row[]> {
-    try {
-      const request: PageRequest = { cursor: stream, max };
-      return Promise.resolve(
-        this.#statement(Op.Page, stream.sql, request as unknown as Params) as
-          | Row[]
-          | Promise<Row[]>,
-      );
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /** @internal Ends a stream opened with {@link openStream}. */
-  closeStream(stream: ShardCursor): void {
-    if (this.#streams?.delete(stream)) closeQuietly(stream);
-  }
-
-  /**
-   * A statement's answer as a promise: an already-settled one on a synchronous driver
-   * (no extra turn of the event loop), the driver's own on an asynchronous one.
-   */
-  #settled<T>(op: Op, sql: string, params: Params | undefined): Promise<T> {
-    try {
-      const result = this.#statement(op, sql, params) as T | Promise<T>;
-      return isPromise(result) ? result : Promise.resolve(result);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /** @internal A query's rows, or a promise of them with an asynchronous driver. */
-  allNow(sql: string, params?: Params): Row[] | Promise<Row[]> {
-    return this.#statement(Op.All, sql, params) as Row[] | Promise<Row[]>;
-  }
-
-  #statement(op: Op, sql: string, params: Params | undefined): unknown {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    if (typeof sql !== "string") {
-      throw new TypeError(`sql must be a string, got ${typeof sql}`);
-    }
-    // Checked before anything reaches the driver, which would run only the first statement.
-    if (op !== Op.Exec && op !== Op.Page) assertSingleStatement(sql, CALLS[op]);
-    const signal = this.abortSignal;
-    if (signal !== undefined && signal.aborted && !UNDOING.test(sql)) throw signal.reason;
-    // A page of a query being iterated is not a statement of its own: the query counted.
-    if (op === Op.Page) {
-      return this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
-    }
-    const monitor = this.pool.monitor;
-    if (monitor.timing) return this.#timed(monitor, op, sql, params);
-    // Untimed: one increment, no clock read, nothing allocated unless the answer is a promise.
-    monitor.statements++;
-    let result: unknown;
-    try {
-      result = this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
-    } catch (error) {
-      monitor.errors++;
-      throw error;
-    }
-    return isPromise(result) ? result.then(undefined, monitor.countError) : result;
-  }
-
-  /** A statement timed for `onQuery`, `slowQueryMs` or the statement-time histogram. */
-  #timed(monitor: QueryMonitor, op: Op, sql: string, params: Params | undefined): unknown {
-    const started = performance.now();
-    let result: unknown;
-    try {
-      result = this.#file.statement(this.#session, op, sql, params, this.#timeoutMs, this);
-    } catch (error) {
-      monitor.failed(sql, started, error);
-      throw error;
-    }
-    if (!isPromise(result)) {
-      monitor.done(op, sql, started, result);
-      return result;
-    }
-    return result.then((value) => {
-      monitor.done(op, sql, started, value);
-      return value;
-    }, (error: unknown) => {
-      monitor.failed(sql, started, error);
-      throw error;
-    });
-  }
-
-  /** @internal The error for a statement that resumes after its lease was returned. */
-  releasedError(): LeaseReleasedError | undefined {
-    return this.#released ? new LeaseReleasedError(this.#file.path, this.id) : undefined;
-  }
-
-  /** @internal The error for an asynchronous driver that did not answer in time. */
-  answerTimeout(waitedMs: number, what: string): PoolTimeoutError {
-    return new PoolTimeoutError({
-      path: this.#file.path,
-      timeoutMs: this.#timeoutMs,
-      waitedMs,
-      counts: this.pool.counts(),
-      waitingFor: "driver",
-      detail: `lease #${this.id} got no answer to ${what}`,
-    });
-  }
-
-  /** @internal The error for a statement that waited too long for a transaction. */
-  transactionTimeout(waitedMs: number): PoolTimeoutError {
-    const owner = this.#file.transactionOwner;
-    return new PoolTimeoutError({
-      path: this.#file.path,
-      timeoutMs: this.#timeoutMs,
-      waitedMs,
-      counts: this.pool.counts(),
-      waitingFor: "transaction",
-      detail: `lease #${this.id} waited for ${
-        owner === null ? "the transaction lock" : `session #${owner.id}`
-      } (a lease used while another lease of the same task holds a transaction deadlocks)`,
-    });
   }
 
   /**
@@ -419,7 +490,7 @@ export class PooledConnection {
    * ```
    */
   run(sql: string, params?: Params): Promise<RunResult> {
-    return this.#settled<RunResult>(Op.Run, sql, params);
+    return this.#internal.settled<RunResult>(Op.Run, sql, params);
   }
 
   /**
@@ -443,9 +514,10 @@ export class PooledConnection {
    */
   async runMany(sql: string, paramSets: readonly Params[]): Promise<number> {
     if (!Array.isArray(paramSets)) throw new TypeError("runMany: paramSets must be an array");
-    const result = await (this.#statement(Op.RunMany, sql, paramSets as unknown as Params) as
-      | RunResult
-      | Promise<RunResult>);
+    const result =
+      await (this.#internal.statement(Op.RunMany, sql, paramSets as unknown as Params) as
+        | RunResult
+        | Promise<RunResult>);
     return result.changes;
   }
 
@@ -469,17 +541,17 @@ export class PooledConnection {
    * ```
    */
   all<T extends object = Row>(sql: string, params?: Params): Promise<T[]> {
-    return this.#settled<T[]>(Op.All, sql, params);
+    return this.#internal.settled<T[]>(Op.All, sql, params);
   }
 
   /** Runs a query and returns its first row (typed as `T`, default {@link Row}), or undefined. */
   get<T extends object = Row>(sql: string, params?: Params): Promise<T | undefined> {
-    return this.#settled<T | undefined>(Op.Get, sql, params);
+    return this.#internal.settled<T | undefined>(Op.Get, sql, params);
   }
 
   /** Runs one or more `;`-separated statements without parameters. */
   async exec(sql: string): Promise<void> {
-    await this.#statement(Op.Exec, sql, undefined);
+    await this.#internal.statement(Op.Exec, sql, undefined);
   }
 
   /**
@@ -500,39 +572,44 @@ export class PooledConnection {
    * ```
    */
   async execute(sql: string, params?: Params): Promise<Cursor> {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    const result = await (this.#statement(Op.Values, sql, params) as
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
+    const result = await (lease.statement(Op.Values, sql, params) as
       | PositionalRows
       | Promise<PositionalRows>);
     const cursor = result.columns.length > 0
       ? new Cursor(result.columns, result.rows, -1, undefined)
       : new Cursor([], [], result.changes ?? 0, result.lastInsertRowid);
-    this.#cursor = cursor;
+    lease.cursor = cursor;
     return cursor;
   }
 
   /** The next row of the last {@link execute}, or undefined. */
   fetchone(): SqlValue[] | undefined {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    return this.#cursor.fetchone();
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
+    return lease.cursor.fetchone();
   }
 
   /** The remaining rows of the last {@link execute}. */
   fetchall(): SqlValue[][] {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    return this.#cursor.fetchall();
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
+    return lease.cursor.fetchall();
   }
 
   /** Up to `size` more rows of the last {@link execute}. */
   fetchmany(size?: number): SqlValue[][] {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    return this.#cursor.fetchmany(size);
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
+    return lease.cursor.fetchmany(size);
   }
 
   /** Commits this session's open transaction; a no-op when it has none. */
   async commit(): Promise<void> {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
-    if (this.#session.lostTransaction !== null) throw this.#session.lostTransaction;
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
+    if (lease.session.lostTransaction !== null) throw lease.session.lostTransaction;
     if (this.inTransaction) await this.exec("COMMIT");
   }
 
@@ -543,22 +620,24 @@ export class PooledConnection {
    * transaction; refused inside this lease's own transaction.
    */
   async backupTo(target: string): Promise<void> {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
     if (this.inTransaction) {
       throw new QueryError(
-        this.#file.path,
+        lease.file.path,
         "backup",
         new Error("a backup cannot run inside a transaction; commit or roll back first"),
       );
     }
-    await this.#file.statement(this.#session, Op.Backup, target, undefined, this.#timeoutMs, this);
+    await lease.file.statement(lease.session, Op.Backup, target, undefined, lease.timeoutMs, lease);
   }
 
   /** Rolls back this session's open transaction; a no-op when it has none. */
   rollback(): Promise<void> {
-    if (this.#released) return Promise.reject(new LeaseReleasedError(this.#file.path, this.id));
-    this.#savepoints = 0;
-    this.pool.monitor.rollback(this.#file, this.#session);
+    const lease = this.#internal;
+    if (lease.released) return Promise.reject(new LeaseReleasedError(lease.file.path, lease.id));
+    lease.savepoints = 0;
+    lease.pool.monitor.rollback(lease.file, lease.session);
     return Promise.resolve();
   }
 
@@ -588,22 +667,24 @@ export class PooledConnection {
    * ```
    */
   async transaction<T>(fn: (conn: this) => T | Promise<T>): Promise<T> {
-    if (this.#released) throw new LeaseReleasedError(this.#file.path, this.id);
+    const lease = this.#internal;
+    if (lease.released) throw new LeaseReleasedError(lease.file.path, lease.id);
     if (this.inTransaction) return await this.#savepoint(fn);
     await this.exec("BEGIN IMMEDIATE");
     try {
       const result = await fn(this);
-      if (this.#session.lostTransaction !== null) throw this.#session.lostTransaction;
+      if (lease.session.lostTransaction !== null) throw lease.session.lostTransaction;
       await this.exec("COMMIT");
       return result;
     } catch (error) {
-      if (!this.#released) this.pool.monitor.rollback(this.#file, this.#session);
+      if (!lease.released) lease.pool.monitor.rollback(lease.file, lease.session);
       throw error;
     }
   }
 
   async #savepoint<T>(fn: (conn: this) => T | Promise<T>): Promise<T> {
-    const name = `shardlite_sp_${++this.#savepoints}`;
+    const lease = this.#internal;
+    const name = `shardlite_sp_${++lease.savepoints}`;
     await this.exec(`SAVEPOINT ${name}`);
     try {
       const result = await fn(this);
@@ -613,17 +694,23 @@ export class PooledConnection {
       if (this.inTransaction) await this.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
       throw error;
     } finally {
-      this.#savepoints--;
+      lease.savepoints--;
     }
   }
 
-  /** Returns the lease to its pool (same as `pool.returnConnection(this)`). */
+  /**
+   * Returns the lease to its pool.
+   *
+   * @deprecated A second name for `pool.returnConnection(conn)`: use that, or take the
+   * lease with `await using conn = await pool.getConnection()` (or `pool.withConnection(fn)`)
+   * and it is returned for you. Kept working.
+   */
   release(): Promise<void> {
-    return this.pool.returnConnection(this);
+    return this.#internal.pool.returnConnection(this);
   }
 
   /** Returns the lease to its pool at the end of an `await using` scope. */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.pool.returnConnection(this);
+    return this.#internal.pool.returnConnection(this);
   }
 }

@@ -13,7 +13,7 @@ import {
   PoolOverloadedError,
   PoolTimeoutError,
 } from "../errors.ts";
-import { PooledConnection } from "./connection.ts";
+import { LeaseInternals, leaseInternals, leaseOf, type PooledConnection } from "./connection.ts";
 import type { Params, Row } from "../types.ts";
 import {
   attachShardFile,
@@ -335,6 +335,17 @@ export interface PoolMetrics {
   waiting: number;
 }
 
+// Set by ConnectionPool's static block, the one place that can read its private state.
+let metricsOf: (pool: ConnectionPool) => PoolMetrics;
+
+/**
+ * One pool's figures for `ShardManager.metrics()`, for the manager's metrics only: the
+ * pool's own snapshot for users is `pool.getPoolStats()`. `mod.ts` does not export it.
+ */
+export function poolMetrics(pool: ConnectionPool): PoolMetrics {
+  return metricsOf(pool);
+}
+
 /**
  * A pool of leases over one shard file. With node-sqlite3-wasm every lease is a
  * session over the file's single EXCLUSIVE + WAL handle (shared by every pool of the
@@ -386,7 +397,7 @@ export class ConnectionPool {
   #file: ShardFile | null = null;
   readonly #idle: Session[] = [];
   // Active leases as an intrusive list: a Set costs more than the rest of a lease.
-  #activeHead: PooledConnection | null = null;
+  #activeHead: LeaseInternals | null = null;
   #activeCount = 0;
   readonly #waiters: WaitQueue<PooledConnection> = new WaitQueue((waiter, now) =>
     this.#expire(waiter, now)
@@ -555,6 +566,8 @@ export class ConnectionPool {
    * Takes a lease. Resolves at once when a slot is free and nobody waits; otherwise
    * waits in FIFO order up to `timeoutMs` (then {@link PoolTimeoutError}), or is refused
    * at once when `maxWaiting` callers already wait ({@link PoolOverloadedError}).
+   * Return the lease with {@link returnConnection}, or take it with
+   * `await using conn = await pool.getConnection()` and it is returned at scope exit.
    */
   getConnection(options?: GetConnectionOptions): Promise<PooledConnection> {
     if (this.#closing) return Promise.reject(new PoolClosedError(this.#path));
@@ -582,12 +595,12 @@ export class ConnectionPool {
     }
     // Fast path: a free slot and nobody ahead; no queue, no timer.
     if (this.#activeCount < this.#max && this.#waiters.size === 0) {
-      return Promise.resolve(this.#lease(file, timeoutMs, signal));
+      return Promise.resolve(this.#lease(file, timeoutMs, signal).conn);
     }
     return this.#wait(timeoutMs, signal);
   }
 
-  #lease(file: ShardFile, timeoutMs: number, signal?: AbortSignal): PooledConnection {
+  #lease(file: ShardFile, timeoutMs: number, signal?: AbortSignal): LeaseInternals {
     let session = this.#idle.pop();
     if (session === undefined) {
       session = new Session(++this.#counters.totalConnectionsCreated);
@@ -595,7 +608,7 @@ export class ConnectionPool {
     session.leases++;
     this.#counters.totalLeases++;
     const leakMs = this.#leakDetectionMs;
-    const lease = new PooledConnection(
+    const lease = new LeaseInternals(
       this,
       session,
       file,
@@ -695,36 +708,36 @@ export class ConnectionPool {
       this.#counters.totalWaited++;
       this.#counters.totalWaitMs += waited;
       if (waited > this.#counters.maxWaitMs) this.#counters.maxWaitMs = waited;
-      waiter.resolve(this.#lease(file, waiter.timeoutMs, waiter.signal));
+      waiter.resolve(this.#lease(file, waiter.timeoutMs, waiter.signal).conn);
     }
   }
 
-  #checkLease(conn: PooledConnection): Error | undefined {
-    if (!(conn instanceof PooledConnection)) {
+  /** Why `conn`, which is not one of this pool's leases, cannot be returned to it. */
+  #notOurs(conn: unknown, lease: LeaseInternals | undefined): Error {
+    if (lease === undefined) {
       return new TypeError(`expected a PooledConnection, got ${String(conn)}`);
     }
-    if (conn.pool !== this) return new ForeignLeaseError(this.#path, conn.path);
-    return undefined;
+    return new ForeignLeaseError(this.#path, lease.file.path);
   }
 
   /** Ends a lease: rolls back its open transaction (reported), clears its state. */
-  #end(conn: PooledConnection, keepSession: boolean): void {
-    if (conn.leakTimer !== undefined) {
-      clearTimeout(conn.leakTimer);
-      conn.leakTimer = undefined;
+  #end(lease: LeaseInternals, keepSession: boolean): void {
+    if (lease.leakTimer !== undefined) {
+      clearTimeout(lease.leakTimer);
+      lease.leakTimer = undefined;
     }
-    const session = conn.markReleased();
-    const { prevActive, nextActive } = conn;
+    const session = lease.markReleased();
+    const { prevActive, nextActive } = lease;
     if (prevActive !== null) prevActive.nextActive = nextActive;
     else this.#activeHead = nextActive;
     if (nextActive !== null) nextActive.prevActive = prevActive;
-    conn.prevActive = conn.nextActive = null;
+    lease.prevActive = lease.nextActive = null;
     this.#activeCount--;
     const file = this.#file;
     let keep = keepSession && !this.#closing;
     if (file !== null && this.monitor.rollback(file, session)) {
       this.#counters.rollbacksOnReturn++;
-      this.#onEvent({ type: "rollback-on-return", path: this.#path, leaseId: conn.id });
+      this.#onEvent({ type: "rollback-on-return", path: this.#path, leaseId: lease.id });
       keep = keep && session.lostTransaction === null;
     }
     if (keep && this.#idle.length < this.#max) this.#idle.push(session);
@@ -742,28 +755,43 @@ export class ConnectionPool {
    * {@link ForeignLeaseError}.
    */
   returnConnection(conn: PooledConnection): Promise<void> {
-    const invalid = this.#checkLease(conn);
-    if (invalid !== undefined) return Promise.reject(invalid);
-    if (conn.released) {
+    const lease = leaseOf(conn);
+    if (lease === undefined || lease.pool !== this) {
+      return Promise.reject(this.#notOurs(conn, lease));
+    }
+    if (lease.released) {
       this.#counters.doubleReturns++;
-      this.#onEvent({ type: "double-return", path: this.#path, leaseId: conn.id });
+      this.#onEvent({ type: "double-return", path: this.#path, leaseId: lease.id });
       return Promise.resolve();
     }
-    this.#end(conn, true);
+    this.#end(lease, true);
     return Promise.resolve();
   }
 
-  /** Ends a lease without keeping its session for reuse. */
+  /**
+   * Ends a lease like {@link returnConnection}, but discards its session instead of
+   * keeping it for reuse (counted in `connectionsClosed`): the original Shardlite's way
+   * to close a connection rather than pool it. An open transaction is rolled back either
+   * way, and the shard's handle stays open (every lease shares it). Ending a lease that
+   * has already ended changes nothing and, unlike a second `returnConnection`, is not
+   * reported.
+   */
   closeConnection(conn: PooledConnection): Promise<void> {
-    const invalid = this.#checkLease(conn);
-    if (invalid !== undefined) return Promise.reject(invalid);
-    if (conn.released) return Promise.resolve();
-    this.#end(conn, false);
+    const lease = leaseOf(conn);
+    if (lease === undefined || lease.pool !== this) {
+      return Promise.reject(this.#notOurs(conn, lease));
+    }
+    if (lease.released) return Promise.resolve();
+    this.#end(lease, false);
     return Promise.resolve();
   }
 
   /**
    * Takes a lease for `await using`: it is returned when the scope ends.
+   *
+   * @deprecated A second name for {@link getConnection}, whose leases are returned at
+   * the end of an `await using` scope as well: write
+   * `await using conn = await pool.getConnection()`. Kept working.
    *
    * @example
    * ```ts
@@ -794,23 +822,23 @@ export class ConnectionPool {
       options === undefined && file !== null && !this.#closing &&
       this.#activeCount < this.#max && this.#waiters.size === 0
     ) {
-      const conn = this.#lease(file, this.#timeoutMs);
+      const lease = this.#lease(file, this.#timeoutMs);
       let result: T | Promise<T>;
       try {
-        result = fn(conn);
+        result = fn(lease.conn);
       } catch (error) {
-        if (!conn.released) this.#end(conn, true);
+        if (!lease.released) this.#end(lease, true);
         return Promise.reject(error);
       }
       if (!isPromise(result)) {
-        if (!conn.released) this.#end(conn, true);
+        if (!lease.released) this.#end(lease, true);
         return Promise.resolve(result);
       }
       return result.then((value) => {
-        if (!conn.released) this.#end(conn, true);
+        if (!lease.released) this.#end(lease, true);
         return value;
       }, (error: unknown) => {
-        if (!conn.released) this.#end(conn, true);
+        if (!lease.released) this.#end(lease, true);
         throw error;
       });
     }
@@ -829,23 +857,23 @@ export class ConnectionPool {
     ) {
       return this.withConnection((conn) => conn.all(sql, params));
     }
-    const conn = this.#lease(file, this.#timeoutMs);
+    const lease = this.#lease(file, this.#timeoutMs);
     let rows: Row[] | Promise<Row[]>;
     try {
-      rows = conn.allNow(sql, params);
+      rows = lease.allNow(sql, params);
     } catch (error) {
-      if (!conn.released) this.#end(conn, true);
+      if (!lease.released) this.#end(lease, true);
       throw error;
     }
     if (!isPromise(rows)) {
-      if (!conn.released) this.#end(conn, true);
+      if (!lease.released) this.#end(lease, true);
       return rows;
     }
     return rows.then((found) => {
-      if (!conn.released) this.#end(conn, true);
+      if (!lease.released) this.#end(lease, true);
       return found;
     }, (error: unknown) => {
-      if (!conn.released) this.#end(conn, true);
+      if (!lease.released) this.#end(lease, true);
       throw error;
     });
   }
@@ -858,7 +886,8 @@ export class ConnectionPool {
     try {
       return await fn(conn);
     } finally {
-      if (!conn.released) this.#end(conn, true);
+      const lease = leaseInternals(conn);
+      if (!lease.released) this.#end(lease, true);
     }
   }
 
@@ -893,9 +922,9 @@ export class ConnectionPool {
       clearTimeout(timer);
       this.#drained = null;
     }
-    for (let conn = this.#activeHead; conn !== null; conn = this.#activeHead) {
-      this.#onEvent({ type: "forced-close", path: this.#path, leaseId: conn.id, graceMs });
-      this.#end(conn, false);
+    for (let lease = this.#activeHead; lease !== null; lease = this.#activeHead) {
+      this.#onEvent({ type: "forced-close", path: this.#path, leaseId: lease.id, graceMs });
+      this.#end(lease, false);
     }
     this.#idle.length = 0;
     openPoolSet.delete(this);
@@ -946,8 +975,12 @@ export class ConnectionPool {
     };
   }
 
-  /** @internal The pool's figures for `ShardManager.metrics()`. */
-  metrics(): PoolMetrics {
+  static {
+    metricsOf = (pool) => pool.#metrics();
+  }
+
+  /** The pool's figures for `ShardManager.metrics()` (see {@link poolMetrics}). */
+  #metrics(): PoolMetrics {
     const counters = this.#counters;
     const monitor = this.monitor;
     return {

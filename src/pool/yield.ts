@@ -12,3 +12,51 @@ import { setImmediate } from "node:timers";
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** How long a library call may hold the event loop before it gives it a turn, ms. */
+export const SLICE_MS = 10;
+
+/**
+ * A budget of event-loop time for one long call: `due()` says when the call has held the
+ * loop for `sliceMs` since its last turn (a clock read: call it every few hundred rows, not
+ * every row), and `pause()` gives the loop a turn and starts a new slice.
+ *
+ * @example
+ * ```ts
+ * import { TimeSlice } from "./yield.ts";
+ * const slice = new TimeSlice();
+ * let sum = 0;
+ * for (let i = 0; i < 1_000_000; i++) {
+ *   sum += i;
+ *   if ((i & 1023) === 0 && slice.due()) await slice.pause();
+ * }
+ * if (sum !== 499_999_500_000) throw new Error("every number once");
+ * ```
+ */
+export class TimeSlice {
+  readonly #sliceMs: number;
+  #started = performance.now();
+  /** Turns given so far. */
+  pauses = 0;
+
+  constructor(sliceMs = SLICE_MS) {
+    this.#sliceMs = sliceMs;
+  }
+
+  /** Whether the slice is used up. */
+  due(): boolean {
+    return performance.now() - this.#started >= this.#sliceMs;
+  }
+
+  /** Gives the event loop a turn; the next slice starts when it comes back. */
+  async pause(): Promise<void> {
+    this.pauses++;
+    await yieldToEventLoop();
+    this.#started = performance.now();
+  }
+
+  /** `pause()` when the slice is used up, else nothing (an already-settled promise). */
+  maybePause(): Promise<void> | undefined {
+    return this.due() ? this.pause() : undefined;
+  }
+}

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { TimeSlice } from "../pool/yield.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
 import { type ShardWrite, writeAtomically } from "./atomic.ts";
@@ -172,19 +173,23 @@ export async function writeRuns(
         if (returning !== undefined) {
           // A second write (after a failed COMMIT) replaces what the first one returned.
           const out: Row[] = returned[shardId] = [];
+          const slice = new TimeSlice();
           for (const run of list) {
             for (const chunk of run.chunks) {
               out.push(...await conn.all(run.multiSql + returning, chunk));
+              await slice.maybePause();
             }
             for (const one of run.rest()) out.push(...await conn.all(run.oneSql + returning, one));
           }
           return out.length;
         }
-        // A few calls per run; the event loop gets a turn between runs.
+        // A few calls per run (1,000 rows); the event loop gets a turn every slice.
+        const slice = new TimeSlice();
         for (const run of list) {
           if (run.chunks.length > 0) changes += await conn.runMany(run.multiSql, run.chunks);
           const rest = run.rest();
           if (rest.length > 0) changes += await conn.runMany(run.oneSql, rest);
+          await slice.maybePause();
         }
         return changes;
       },

@@ -458,27 +458,53 @@ export function combineGroups(
   labels: readonly string[],
   lists: readonly (readonly Row[])[],
 ): Row[] {
-  const compareKeys = (x: Row, y: Row): number => {
-    for (let j = 0; j < groupBy.length; j++) {
+  const compare = groupKeyOrder(groupBy.length);
+  const all = lists.flat().sort(compare);
+  const result: Row[] = [];
+  combineSortedGroups(groupBy, aggregates, labels, all, 0, result, Infinity);
+  return result;
+}
+
+/** The order of group keys (`g0`, `g1`, ...) in rows of {@link buildGroupedAggregate}. */
+export function groupKeyOrder(width: number): (x: Row, y: Row) => number {
+  return (x, y) => {
+    for (let j = 0; j < width; j++) {
       const order = compareSqlValues(x[`g${j}`] ?? null, y[`g${j}`] ?? null);
       if (order !== 0) return order;
     }
     return 0;
   };
-  const all = lists.flat().sort(compareKeys);
-  const result: Row[] = [];
-  for (let start = 0; start < all.length;) {
-    let end = start + 1;
-    while (end < all.length && compareKeys(all[start] as Row, all[end] as Row) === 0) end++;
-    const group = all.slice(start, end);
+}
+
+/**
+ * Combines up to `maxGroups` groups of `sorted` (partial rows sorted by group key, as
+ * {@link groupKeyOrder} orders them) from index `start`, pushing one row per group onto
+ * `out`; returns the index where the next group starts (`sorted.length` when done). A
+ * caller can so combine a large result a slice at a time.
+ */
+export function combineSortedGroups(
+  groupBy: readonly string[],
+  aggregates: readonly (Aggregate | string)[],
+  labels: readonly string[],
+  sorted: readonly Row[],
+  start: number,
+  out: Row[],
+  maxGroups: number,
+): number {
+  const compare = groupKeyOrder(groupBy.length);
+  let at = start;
+  for (let made = 0; at < sorted.length && made < maxGroups; made++) {
+    let end = at + 1;
+    while (end < sorted.length && compare(sorted[at] as Row, sorted[end] as Row) === 0) end++;
+    const group = sorted.slice(at, end);
     const first = group[0] as Row;
     const row: Row = {};
     groupBy.forEach((column, j) => row[column] = first[`g${j}`] ?? null);
     aggregates.forEach((aggregate, i) => {
       row[labels[i] as string] = combineAggregate(aggregate, group, `a${i}`);
     });
-    result.push(row);
-    start = end;
+    out.push(row);
+    at = end;
   }
-  return result;
+  return at;
 }

@@ -30,13 +30,17 @@ import { type AbortOption, raceAbort, signalOf } from "./abort.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
-import { streamShards } from "./stream.ts";
+import { collectShards, type StreamPlan, type StreamShard, streamShards } from "./stream.ts";
+
+/** Rows a cross-shard select reads from a shard at a time. */
+const SELECT_PAGE_SIZE = 2_000;
 import { checkPageSize } from "../pool/connection.ts";
+import { TimeSlice } from "../pool/yield.ts";
 import {
   buildGroupedAggregate,
   buildPartialAggregate,
   combineAggregate,
-  combineGroups,
+  combineSortedGroups,
   mergeSorted,
   shardLimit,
 } from "./merge.ts";
@@ -662,7 +666,10 @@ export class Router {
       const domain = strategy.keyDomain ?? "any";
       let columns: string[] | undefined;
       let sql = "";
+      const slice = new TimeSlice();
       for (let i = 0; i < rows.length; i++) {
+        // Routing 100k rows takes tens of ms: the event loop gets a turn every slice.
+        if ((i & 1023) === 1023 && slice.due()) await slice.pause();
         let row = rows[i] as Readonly<Record<string, SqlInput>>;
         const given = keys?.[i];
         // The common case, a safe-integer shard key in the row, skips the general checks.
@@ -817,36 +824,50 @@ export class Router {
     if (entering !== undefined) await entering;
     try {
       const { shards, where } = this.#target(table, options);
-      const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
-      const hidden = options.columns === undefined
-        ? []
-        : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
-      const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
-      const statement = buildSelect(table, {
-        where,
-        columns,
-        orderBy: terms.length > 0 ? terms : undefined,
-        limit: shardLimit(options),
-      }, this.#checkText);
-      const offset = options.offset === undefined ? 0 : checkCount(options.offset, "offset");
-      const limit = options.limit === undefined ? Infinity : checkCount(options.limit, "limit");
-      yield* streamShards(
-        shards.map((shardId) => ({ shardId, pool: this.#source.getPool(shardId) })),
-        {
-          sql: statement.sql,
-          params: statement.params,
-          terms,
-          offset,
-          limit,
-          hidden,
-          pageSize,
-          fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
-          signal,
-        },
-      );
+      yield* streamShards(...this.#scan(table, shards, where, options, pageSize, signal));
     } finally {
       this.#source.leave();
     }
+  }
+
+  /**
+   * A cross-shard read of `select`'s options: each shard's query (sorted and cut at
+   * limit + offset) and how the shards' rows merge.
+   */
+  #scan(
+    table: string,
+    shards: readonly number[],
+    where: Where | undefined,
+    options: SelectRouteOptions,
+    pageSize: number,
+    signal: AbortSignal | undefined,
+  ): [StreamShard[], StreamPlan] {
+    const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
+    // Order columns missing from `columns` are fetched for the merge, then dropped.
+    const hidden = options.columns === undefined
+      ? []
+      : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
+    const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
+    const statement = buildSelect(table, {
+      where,
+      columns,
+      orderBy: terms.length > 0 ? terms : undefined,
+      limit: shardLimit(options),
+    }, this.#checkText);
+    return [
+      shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+      {
+        sql: statement.sql,
+        params: statement.params,
+        terms,
+        offset: options.offset === undefined ? 0 : checkCount(options.offset, "offset"),
+        limit: options.limit === undefined ? Infinity : checkCount(options.limit, "limit"),
+        hidden,
+        pageSize,
+        fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+        signal,
+      },
+    ];
   }
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
@@ -860,7 +881,6 @@ export class Router {
         return await this.#onShard(shardId, (c) => c.all(sql, [key]), signal);
       }
       const { shards, where } = this.#target(table, options);
-      const terms = options.orderBy === undefined ? [] : resolveOrderBy(options.orderBy);
       if (shards.length === 1) {
         const statement = buildSelect(table, { ...options, where }, this.#checkText);
         return await this.#onShard(
@@ -869,34 +889,10 @@ export class Router {
           signal,
         );
       }
-      // Order columns missing from `columns` are fetched for the merge, then dropped.
-      const hidden = options.columns === undefined
-        ? []
-        : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
-      const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
-      const perShard = buildSelect(table, {
-        where,
-        columns,
-        orderBy: terms.length > 0 ? terms : undefined,
-        limit: shardLimit(options),
-      }, this.#checkText);
-      const lists = await this.#onShards(
-        shards,
-        (c) => c.all(perShard.sql, perShard.params),
-        signal,
+      // Read a page at a time, merged in slices: a big select never holds the event loop.
+      return await collectShards(
+        ...this.#scan(table, shards, where, options, SELECT_PAGE_SIZE, signal),
       );
-      let rows: Row[];
-      if (terms.length > 0) {
-        rows = mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
-      } else {
-        const offset = options.offset ?? 0;
-        rows = lists.flat().slice(
-          offset,
-          options.limit === undefined ? undefined : offset + options.limit,
-        );
-      }
-      if (hidden.length > 0) { for (const row of rows) for (const c of hidden) delete row[c]; }
-      return rows;
     } finally {
       this.#source.leave();
     }
@@ -1118,12 +1114,31 @@ export class Router {
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildGroupedAggregate(table, columns, parsed, where, this.#checkText);
-      const lists = await this.#onShards(
-        shards,
-        (c) => c.all(statement.sql, statement.params),
-        signal,
+      // Each shard sorts its groups by key (BINARY, as they merge here); the shards' pages
+      // merge k-way, and equal keys combine a slice at a time.
+      const sorted = await collectShards(
+        shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+        {
+          sql: `${statement.sql} ORDER BY ${
+            columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")
+          }`,
+          params: statement.params,
+          terms: columns.map((_, j) => ({ column: `g${j}`, direction: "asc" as const })),
+          offset: 0,
+          limit: Infinity,
+          hidden: [],
+          pageSize: SELECT_PAGE_SIZE,
+          fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+          signal,
+        },
       );
-      return combineGroups(columns, parsed, list, lists);
+      const groups: Row[] = [];
+      const slice = new TimeSlice();
+      for (let at = 0; at < sorted.length;) {
+        at = combineSortedGroups(columns, parsed, list, sorted, at, groups, 2_048);
+        await slice.maybePause();
+      }
+      return groups;
     } finally {
       this.#source.leave();
     }

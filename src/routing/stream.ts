@@ -8,10 +8,11 @@
  * @module
  */
 
-import type { PooledConnection } from "../pool/connection.ts";
+import { InvalidQueryError } from "../errors.ts";
+import { leaseInternals, type PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import type { ShardCursor } from "../pool/shard_file.ts";
-import { yieldToEventLoop } from "../pool/yield.ts";
+import { TimeSlice, yieldToEventLoop } from "../pool/yield.ts";
 import type { ResolvedOrderTerm } from "../sql/order.ts";
 import type { Params, Row } from "../types.ts";
 import { compareSqlValues } from "./merge.ts";
@@ -19,7 +20,8 @@ import { compareSqlValues } from "./merge.ts";
 /** One shard's part of a stream. */
 export interface StreamShard {
   readonly shardId: number;
-  readonly pool: ConnectionPool;
+  /** The shard's pool, asked for when the shard is opened (a pool cache may close idle ones). */
+  readonly pool: () => ConnectionPool;
 }
 
 /** What to stream and how. */
@@ -45,6 +47,7 @@ export interface StreamPlan {
 class ShardReader {
   readonly shard: StreamShard;
   readonly #plan: StreamPlan;
+  #pool: ConnectionPool | null = null;
   #conn: PooledConnection | null = null;
   #cursor: ShardCursor | null = null;
   page: Row[] = [];
@@ -61,11 +64,11 @@ class ShardReader {
   }
 
   async open(): Promise<void> {
-    const { pool } = this.shard;
+    const pool = this.#pool = this.shard.pool();
     try {
       const signal = this.#plan.signal;
       this.#conn = await pool.getConnection(signal === undefined ? undefined : { signal });
-      this.#cursor = await this.#conn.openStream(this.#plan.sql, this.#plan.params);
+      this.#cursor = await leaseInternals(this.#conn).openStream(this.#plan.sql, this.#plan.params);
     } catch (error) {
       throw this.#plan.fail(this.shard.shardId, pool, error);
     }
@@ -84,9 +87,9 @@ class ShardReader {
     }
     const max = this.#plan.pageSize;
     try {
-      this.page = await conn.readPage(cursor, max);
+      this.page = await leaseInternals(conn).readPage(cursor, max);
     } catch (error) {
-      throw this.#plan.fail(this.shard.shardId, this.shard.pool, error);
+      throw this.#plan.fail(this.shard.shardId, this.#pool as ConnectionPool, error);
     }
     if (this.page.length < max) this.#finish();
     if (this.page.length === 0) this.done = true;
@@ -96,10 +99,10 @@ class ShardReader {
   #finish(): void {
     const conn = this.#conn;
     if (conn === null) return;
-    if (this.#cursor !== null) conn.closeStream(this.#cursor);
+    if (this.#cursor !== null) leaseInternals(conn).closeStream(this.#cursor);
     this.#cursor = null;
     this.#conn = null;
-    void this.shard.pool.returnConnection(conn).catch(() => {});
+    void (this.#pool as ConnectionPool).returnConnection(conn).catch(() => {});
   }
 
   close(): void {
@@ -124,23 +127,54 @@ export async function* streamShards(
   shards: readonly StreamShard[],
   plan: StreamPlan,
 ): AsyncGenerator<Row, void, undefined> {
+  for await (const batch of streamBatches(shards, plan)) {
+    for (let i = 0; i < batch.length; i++) yield batch[i] as Row;
+  }
+}
+
+/**
+ * Every row of `plan` over `shards`, as {@link streamShards} orders them, read a page at
+ * a time with the event loop given a turn between pages and every slice of merging: the
+ * big `select` that never holds the loop for long.
+ */
+export async function collectShards(
+  shards: readonly StreamShard[],
+  plan: StreamPlan,
+): Promise<Row[]> {
+  const rows: Row[] = [];
+  for await (const batch of streamBatches(shards, plan)) {
+    for (let i = 0; i < batch.length; i++) rows.push(batch[i] as Row);
+  }
+  return rows;
+}
+
+/** The rows in batches of about a page: what the two above share. */
+async function* streamBatches(
+  shards: readonly StreamShard[],
+  plan: StreamPlan,
+): AsyncGenerator<Row[], void, undefined> {
   let skip = plan.offset;
   let left = plan.limit;
   if (left <= 0) return;
+  const slice = new TimeSlice();
   if (plan.terms.length === 0) {
     for (const shard of shards) {
       const reader = new ShardReader(shard, plan);
       try {
         await reader.open();
         while (!reader.done) {
-          for (; reader.at < reader.page.length; reader.at++) {
-            if (skip > 0) {
-              skip--;
-              continue;
-            }
-            yield strip(reader.page[reader.at] as Row, plan.hidden);
-            if (--left === 0) return;
+          let page = reader.page;
+          if (skip > 0) {
+            const skipped = Math.min(skip, page.length);
+            skip -= skipped;
+            page = page.slice(skipped);
           }
+          if (page.length > left) page = page.slice(0, left);
+          left -= page.length;
+          if (page.length > 0) {
+            yield plan.hidden.length === 0 ? page : page.map((row) => strip(row, plan.hidden));
+          }
+          if (left === 0) return;
           await yieldToEventLoop();
           await reader.fill();
         }
@@ -153,8 +187,23 @@ export async function* streamShards(
   // Ordered: every shard open at once (leases taken in shard-id order), one page each.
   const readers = shards.map((shard) => new ShardReader(shard, plan));
   try {
-    for (const reader of readers) await reader.open();
+    for (const reader of readers) {
+      // A shard's first page is its whole sort: the loop gets a turn after each.
+      await reader.open();
+      await yieldToEventLoop();
+    }
     const columns = plan.terms.map((t) => t.column);
+    for (const reader of readers) {
+      // SQLite sorts by rowid (or an alias) it does not return: nothing to merge by.
+      const first = reader.current;
+      const missing = first === undefined ? undefined : columns.find((c) => !(c in first));
+      if (missing !== undefined) {
+        throw new InvalidQueryError(
+          "orderBy",
+          `the rows have no column ${JSON.stringify(missing)}`,
+        );
+      }
+    }
     const signs = plan.terms.map((t) => (t.direction === "desc" ? -1 : 1));
     const less = (x: number, y: number): boolean => {
       const a = readers[x]!.current!;
@@ -193,12 +242,18 @@ export async function* streamShards(
         siftUp(heap.length - 1);
       }
     }
+    let batch: Row[] = [];
     while (heap.length > 0) {
       const r = heap[0]!;
       const reader = readers[r]!;
       const row = reader.current as Row;
       reader.at++;
       if (reader.current === undefined && !reader.done) {
+        // A page ran out: hand out what is merged, then read that shard's next page.
+        if (batch.length > 0) {
+          yield batch;
+          batch = [];
+        }
         await yieldToEventLoop();
         await reader.fill();
       }
@@ -211,9 +266,15 @@ export async function* streamShards(
         skip--;
         continue;
       }
-      yield strip(row, plan.hidden);
-      if (--left === 0) return;
+      batch.push(strip(row, plan.hidden));
+      if (--left === 0) break;
+      if (batch.length >= plan.pageSize) {
+        yield batch;
+        batch = [];
+        await slice.maybePause();
+      }
     }
+    if (batch.length > 0) yield batch;
   } finally {
     for (const reader of readers) reader.close();
   }

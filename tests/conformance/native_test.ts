@@ -32,3 +32,4 @@ import "../fuzz_values_test.ts";
 import "../cli_test.ts";
 import "../iterate_test.ts";
 import "../abort_test.ts";
+import "../fairness_test.ts";
