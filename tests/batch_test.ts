@@ -11,7 +11,14 @@ import {
   ShardOperationError,
   type SqlValue,
 } from "../mod.ts";
-import { decodeBatch, encodeBatch, needsTag } from "../src/routing/batches.ts";
+import {
+  type BatchPart,
+  decodeBatch,
+  encodeBatch,
+  encodeBatchInSlices,
+  needsTag,
+} from "../src/routing/batches.ts";
+import { TimeSlice } from "../src/pool/yield.ts";
 import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -169,23 +176,33 @@ const valueArb: fc.Arbitrary<SqlValue> = fc.oneof(
   fc.uint8Array({ maxLength: 40 }),
 );
 
-Deno.test("property: redo payloads round-trip every value exactly", () => {
-  fc.assert(
-    fc.property(
+Deno.test("property: redo payloads round-trip every value exactly, encoded whole or in slices", async () => {
+  await fc.assert(
+    fc.asyncProperty(
       fc.array(fc.array(valueArb, { minLength: 1, maxLength: 6 }), { maxLength: 8 }),
       fc.boolean(),
-      (rows, forceTagging) => {
+      fc.boolean(),
+      async (rows, forceTagging, withOps) => {
         const special = forceTagging || rows.some((r) => r.some(needsTag));
-        const parts = [{
+        const parts: BatchPart[] = [{
           shard: 3,
           runs: rows.map((r) => ({ columns: r.map((_, i) => `c${i}`), values: [r] })),
         }];
-        const decoded = decodeBatch(encodeBatch("t", parts, special));
-        assert.equal(decoded.table, "t");
-        assert.deepEqual(decoded.parts, parts);
+        if (withOps) parts.push({ shard: 5, ops: [{ op: "delete", where: { c0: 1 } }] });
+        for (
+          const bytes of [
+            encodeBatch("t", parts, special),
+            // A slice of 0 ms: a turn of the event loop after every run.
+            await encodeBatchInSlices("t", parts, special, new TimeSlice(0)),
+          ]
+        ) {
+          const decoded = decodeBatch(bytes);
+          assert.equal(decoded.table, "t");
+          assert.deepEqual(decoded.parts, parts);
+        }
       },
     ),
-    { numRuns: 500 },
+    { numRuns: 300 },
   );
 });
 

@@ -133,9 +133,16 @@ Deno.test("200k rows over 4 shards: bounded memory, the unsharded order", async 
   }
   // Ordered by a column no index covers: each shard sorts, the stream merges.
   const options = { orderBy: "n", columns: ["id", "n", "pad"] };
-  const heap = () => Deno.memoryUsage().heapUsed;
+  // The live heap: a full GC first (the test task runs with --expose-gc), so garbage not
+  // yet collected does not count, and the figures do not depend on when V8 collects.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc !== undefined, "run with --v8-flags=--expose-gc (the test task does)");
+  const heap = () => {
+    gc();
+    return Deno.memoryUsage().heapUsed;
+  };
 
-  // Streaming: the heap stays near where it started, however many rows pass.
+  // Streaming: the live heap stays near where it started, however many rows pass.
   const before = heap();
   let peak = before;
   let count = 0;
@@ -157,8 +164,9 @@ Deno.test("200k rows over 4 shards: bounded memory, the unsharded order", async 
       (selectGrowth / 2 ** 20).toFixed(1)
     } MiB`,
   );
+  // Measured: about 0.3 MiB against 35 MiB or more.
   assert.ok(
-    streamGrowth * 2 < selectGrowth,
+    streamGrowth * 20 < selectGrowth,
     `stream heap growth ${(streamGrowth / 2 ** 20).toFixed(1)} MiB vs select ` +
       `${(selectGrowth / 2 ** 20).toFixed(1)} MiB`,
   );

@@ -9,6 +9,7 @@
 
 import { BatchPendingError, ShardOperationError } from "../errors.ts";
 import { raceAbort } from "./abort.ts";
+import { TimeSlice } from "../pool/yield.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import {
@@ -17,7 +18,7 @@ import {
   type BatchPart,
   CREATE_BATCH_TABLE,
   deleteBatchRows,
-  encodeBatch,
+  encodeBatchInSlices,
   INSERT_BATCH_ROW,
 } from "./batches.ts";
 
@@ -51,7 +52,9 @@ export async function writeAtomically(
   const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
   const shardIds = writes.map((w) => w.shardId);
   if (shardIds.length === 0) return 0; // nothing to write
-  const batch = shardIds.length > 1 ? prepareBatch(table, writes, source.batchOwner) : undefined;
+  const batch = shardIds.length > 1
+    ? await prepareBatch(table, writes, source.batchOwner)
+    : undefined;
   // Commit order: the coordinator first; its COMMIT is the batch's commit point.
   const commitOrder = shardIds.map((_, i) => i);
   if (batch !== undefined) {
@@ -180,11 +183,11 @@ async function landPart(
  * A batch over several shards: the heaviest share coordinates and carries the others'
  * writes in its redo record.
  */
-function prepareBatch(
+async function prepareBatch(
   table: string,
   writes: readonly ShardWrite[],
   owner: string | undefined,
-): PreparedBatch {
+): Promise<PreparedBatch> {
   let coordinator = (writes[0] as ShardWrite).shardId;
   let most = -1;
   for (const w of writes) {
@@ -208,6 +211,6 @@ function prepareBatch(
     coordinator,
     others: others.map((w) => w.shardId),
     parts,
-    payload: encodeBatch(table, parts, special),
+    payload: await encodeBatchInSlices(table, parts, special, new TimeSlice()),
   };
 }
