@@ -393,7 +393,7 @@ Deno.test("libsql: a server that stops answering: PoolTimeoutError within timeou
     onEvent: () => {},
   });
   await pool.withConnection((c) => c.exec("CREATE TABLE t (x)"));
-  server.pause();
+  await server.pause();
   try {
     const started = performance.now();
     const error = await pool.withConnection((c) => c.get("SELECT 1")).catch((e) => e);

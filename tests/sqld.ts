@@ -42,8 +42,12 @@ export interface SqldServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Starts the process again on the same data directory and ports (killing it first). */
   restart(): Promise<void>;
-  /** SIGSTOP: the port stays open, nothing answers (a hung or unreachable server). */
-  pause(): void;
+  /**
+   * SIGSTOP: the port stays open, nothing answers (a hung or unreachable server). Resolves
+   * once the server has stopped answering: a signal is delivered asynchronously, and a
+   * request sent just after it may still be answered.
+   */
+  pause(): Promise<void>;
   /** SIGCONT after {@link pause}. */
   resume(): void;
 }
@@ -247,7 +251,21 @@ export async function startSqld(options: StartSqldOptions = {}): Promise<SqldSer
     stop: async () => {
       await current()?.signal("SIGTERM");
     },
-    pause: () => current()?.child.kill("SIGSTOP"),
+    pause: async () => {
+      current()?.child.kill("SIGSTOP");
+      // A running sqld answers /health in a few ms; one that gives no answer in 100 ms
+      // has stopped. (No event says a process was stopped; /proc is outside the sandbox.)
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const answered = await fetch(`${server.httpUrl}/health`, {
+          signal: AbortSignal.timeout(100),
+        }).then(async (response) => {
+          await response.body?.cancel();
+          return true;
+        }, () => false);
+        if (!answered) return;
+      }
+      throw new Error(`sqld on ${server.httpUrl} still answers after SIGSTOP`);
+    },
     resume: () => current()?.child.kill("SIGCONT"),
     restart: async () => {
       await current()?.signal("SIGKILL");
