@@ -5,8 +5,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { setImmediate } from "node:timers";
 import { ConnectionBrokenError, ConnectionPool, InvalidQueryError, ShardManager } from "../mod.ts";
 import { closableDriver, prng, tempDir, testDriver } from "./helpers.ts";
+import { rowidCuts, sortSplit } from "../src/routing/split.ts";
 
 const USERS = { id: "INTEGER PRIMARY KEY", team: "TEXT", score: "REAL", tag: "" };
 
@@ -111,6 +113,66 @@ Deno.test("property: an ordered stream over shards equals one unsharded database
     ),
     { numRuns: Deno.env.get("SHARDLITE_STRESS") ? 150 : 25, seed: 4242 },
   );
+});
+
+Deno.test("a sort split into rowid runs gives the rows of the unsplit select", async (t) => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 3, dbDir: dir.path });
+  await manager.createTable("users", USERS, { shardKey: "id" });
+  // Duplicate sort values, NULLs, and integers mixed with text in `tag`.
+  await manager.insertMany("users", users(1_200, 99));
+  const saved = sortSplit.runRows;
+  const cases = [
+    { orderBy: ["tag", "id"] },
+    { orderBy: [{ column: "team", direction: "desc" as const }, "tag", "id"] },
+    { orderBy: [{ column: "score", direction: "desc" as const }, "id"], limit: 77, offset: 31 },
+    { where: { or: [{ team: "red" }, { tag: null }] }, orderBy: ["tag", "id"], columns: ["id"] },
+    { orderBy: ["team", "id"], columns: ["score"], limit: 500 },
+  ];
+  try {
+    for (const options of cases) {
+      await t.step(JSON.stringify(options), async () => {
+        sortSplit.runRows = Infinity;
+        const whole = await manager.select("users", options);
+        const wholeStreamed = await collect(manager.iterate("users", { ...options, pageSize: 9 }));
+        assert.deepEqual(wholeStreamed, whole);
+        // About 400 rows a shard in runs of about 30: a dozen runs each.
+        sortSplit.runRows = 30;
+        const cuts = await manager.getPool(0).withConnection((conn) => rowidCuts(conn, "users"));
+        assert.ok(cuts.length >= 5, `${cuts.length + 1} runs`);
+        assert.deepEqual(await manager.select("users", options), whole);
+        for (const pageSize of [1, 7, 256]) {
+          const streamed = await collect(manager.iterate("users", { ...options, pageSize }));
+          assert.deepEqual(streamed, whole, `pageSize ${pageSize}`);
+        }
+        assert.equal(activeLeases(manager), 0);
+      });
+    }
+  } finally {
+    sortSplit.runRows = saved;
+  }
+});
+
+Deno.test("no split for WITHOUT ROWID tables or a column named rowid", async () => {
+  await using dir = await tempDir();
+  await using pool = new ConnectionPool(`${dir.path}/one.db`);
+  await pool.withConnection(async (conn) => {
+    await conn.exec(
+      "CREATE TABLE plain (id INTEGER PRIMARY KEY, v); " +
+        "CREATE TABLE wr (id INTEGER PRIMARY KEY, v) WITHOUT ROWID; " +
+        "CREATE TABLE shadow (id INTEGER PRIMARY KEY, oid INTEGER, v)",
+    );
+    for (const table of ["plain", "wr", "shadow"]) {
+      await conn.exec(
+        `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 100) ` +
+          `INSERT INTO ${table} (id, v) SELECT i, i % 3 FROM c`,
+      );
+    }
+    assert.equal((await rowidCuts(conn, "plain", 10)).length, 9);
+    assert.deepEqual(await rowidCuts(conn, "wr", 10), []);
+    assert.deepEqual(await rowidCuts(conn, "shadow", 10), []);
+    assert.deepEqual(await rowidCuts(conn, "plain", 150), []);
+  });
 });
 
 Deno.test("200k rows over 4 shards: bounded memory, the unsharded order", async () => {
@@ -267,4 +329,37 @@ Deno.test("a stream whose handle is replaced fails with ConnectionBrokenError, n
   // The lease goes on working on a new handle.
   assert.deepEqual(await conn.get("SELECT count(*) AS n FROM t"), { n: 100 });
   await pool.returnConnection(conn);
+});
+
+Deno.test("a select read in several runs per shard is one snapshot: a write lands before or after it", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 2, dbDir: dir.path });
+  await manager.createTable("t", { id: "INTEGER PRIMARY KEY", n: "INTEGER", v: "INTEGER" }, {
+    shardKey: "id",
+  });
+  await manager.insertMany(
+    "t",
+    Array.from({ length: 600 }, (_, i) => ({ id: i + 1, n: (i * 37) % 600, v: 0 })),
+  );
+  const saved = sortSplit.runRows;
+  sortSplit.runRows = 30; // about 10 runs a shard, opened with event-loop turns between them
+  try {
+    const reading = manager.select<{ id: number; v: number }>("t", { orderBy: "n" });
+    // Sent at the select's first turn of the event loop, when a shard's first run is open
+    // and its others are not: one statement that changes every row.
+    const writing = new Promise<number>((resolve, reject) =>
+      setImmediate(() => manager.update("t", { v: 1 }, { allShards: true }).then(resolve, reject))
+    );
+    const [rows, changed] = await Promise.all([reading, writing]);
+    assert.equal(changed, 600);
+    // Per shard: before or after, never both (there is no isolation across shards).
+    for (const shard of [0, 1]) {
+      const seen = new Set(
+        rows.filter((r) => manager.getShardId(r.id, "t") === shard).map((r) => r.v),
+      );
+      assert.equal(seen.size, 1, `shard ${shard}: the update seen by some runs, not others`);
+    }
+  } finally {
+    sortSplit.runRows = saved;
+  }
 });

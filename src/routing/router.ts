@@ -30,7 +30,14 @@ import { type AbortOption, raceAbort, signalOf } from "./abort.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
-import { collectShards, type StreamPlan, type StreamShard, streamShards } from "./stream.ts";
+import {
+  collectShards,
+  type SplitPlan,
+  type StreamPlan,
+  type StreamShard,
+  streamShards,
+} from "./stream.ts";
+import { needsSort, rowidCuts } from "./split.ts";
 
 /** Rows a cross-shard select reads from a shard at a time. */
 const SELECT_PAGE_SIZE = 2_000;
@@ -188,6 +195,8 @@ export class Router {
   readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
+  /** Whether a cross-shard select's SQL makes SQLite sort its whole result, by SQL text. */
+  readonly #sortsWhole = new Map<string, boolean>();
   readonly #ledger = new BatchLedger();
   readonly #checkText: TextCheck | undefined;
 
@@ -848,12 +857,19 @@ export class Router {
       ? []
       : terms.map((t) => t.column).filter((c) => !options.columns?.includes(c));
     const columns = options.columns === undefined ? undefined : [...options.columns, ...hidden];
-    const statement = buildSelect(table, {
+    const select = {
       where,
       columns,
       orderBy: terms.length > 0 ? terms : undefined,
       limit: shardLimit(options),
-    }, this.#checkText);
+    };
+    const statement = buildSelect(table, select, this.#checkText);
+    // A shard that SQLite would sort whole runs as rowid ranges sorted one at a time.
+    const split: SplitPlan | undefined = terms.length === 0 ? undefined : {
+      cuts: (conn) => this.#sortCuts(conn, table, statement),
+      run: (from, to) =>
+        buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
+    };
     return [
       shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
       {
@@ -866,8 +882,31 @@ export class Router {
         pageSize,
         fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
         signal,
+        split,
       },
     ];
+  }
+
+  /**
+   * Where to split a shard's sorted query into rowid runs (see `split.ts`): nowhere unless
+   * the planner sorts the whole result (asked once per SQL text) and the shard's table is a
+   * rowid table big enough. Any failure here means no split: the query itself reports it.
+   */
+  async #sortCuts(
+    conn: PooledConnection,
+    table: string,
+    statement: { sql: string; params: Params },
+  ): Promise<readonly number[]> {
+    try {
+      let sorts = this.#sortsWhole.get(statement.sql);
+      if (sorts === undefined) {
+        sorts = await needsSort(conn, statement.sql, statement.params);
+        if (this.#sortsWhole.size < 1024) this.#sortsWhole.set(statement.sql, sorts);
+      }
+      return sorts ? await rowidCuts(conn, table) : [];
+    } catch {
+      return [];
+    }
   }
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {

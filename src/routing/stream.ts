@@ -41,74 +41,185 @@ export interface StreamPlan {
   readonly fail: (shardId: number, pool: ConnectionPool, error: unknown) => unknown;
   /** Aborts the stream: the leases keep it, so their waits and next pages reject. */
   readonly signal?: AbortSignal | undefined;
+  /** Ordered only: how a shard's query splits into rowid runs; absent, never. */
+  readonly split?: SplitPlan | undefined;
 }
 
-/** One shard's open query: a page of rows, read from `at`. */
-class ShardReader {
+/**
+ * How an ordered shard's query may run as rowid-range runs, each sorted by SQLite on its
+ * own cursor of the shard's one lease (see `split.ts`).
+ */
+export interface SplitPlan {
+  /** The rowid cut points of the shard's runs, asked on its lease; none: one query as is. */
+  readonly cuts: (conn: PooledConnection) => Promise<readonly number[]>;
+  /** The query of the run `from <= rowid < to` (a side open when undefined). */
+  readonly run: (
+    from: number | undefined,
+    to: number | undefined,
+  ) => { readonly sql: string; readonly params: Params };
+}
+
+/** One shard's lease, held while its opener or any of its runs' queries needs it. */
+class ShardLease {
   readonly shard: StreamShard;
   readonly #plan: StreamPlan;
   #pool: ConnectionPool | null = null;
-  #conn: PooledConnection | null = null;
-  #cursor: ShardCursor | null = null;
-  page: Row[] = [];
-  at = 0;
-  done = false;
+  conn: PooledConnection | null = null;
+  #holds = 0;
 
   constructor(shard: StreamShard, plan: StreamPlan) {
     this.shard = shard;
     this.#plan = plan;
   }
 
+  /** Takes the lease, held once for the caller (see {@link release}). */
+  async acquire(): Promise<PooledConnection> {
+    const pool = this.#pool = this.shard.pool();
+    try {
+      const signal = this.#plan.signal;
+      this.conn = await pool.getConnection(signal === undefined ? undefined : { signal });
+    } catch (error) {
+      throw this.fail(error);
+    }
+    this.#holds = 1;
+    return this.conn;
+  }
+
+  hold(): void {
+    this.#holds++;
+  }
+
+  /** Whether the lease holds the read transaction of a shard read in runs. */
+  inTransaction = false;
+
+  /** Drops one hold; the last ends the read transaction, if any, and returns the lease. */
+  release(): void {
+    if (this.#holds === 0 || --this.#holds > 0) return;
+    const conn = this.conn;
+    if (conn === null) return;
+    this.conn = null;
+    const pool = this.#pool as ConnectionPool;
+    const ended = this.inTransaction ? conn.rollback().catch(() => {}) : Promise.resolve();
+    this.inTransaction = false;
+    void ended.then(() => pool.returnConnection(conn)).catch(() => {});
+  }
+
+  fail(error: unknown): unknown {
+    return this.#plan.fail(this.shard.shardId, this.#pool ?? this.shard.pool(), error);
+  }
+}
+
+/** One query on a shard's lease (the shard's, or one run of it): a page of rows, read from `at`. */
+class ShardReader {
+  #lease: ShardLease | null = null;
+  #cursor: ShardCursor | null = null;
+  readonly #pageSize: number;
+  page: Row[] = [];
+  at = 0;
+  done = false;
+
+  constructor(pageSize: number) {
+    this.#pageSize = pageSize;
+  }
+
   get current(): Row | undefined {
     return this.page[this.at];
   }
 
-  async open(): Promise<void> {
-    const pool = this.#pool = this.shard.pool();
+  /** Opens `sql` on the lease (holding it until the query ends) and reads the first page. */
+  async open(lease: ShardLease, sql: string, params: Params): Promise<void> {
+    lease.hold();
+    this.#lease = lease;
     try {
-      const signal = this.#plan.signal;
-      this.#conn = await pool.getConnection(signal === undefined ? undefined : { signal });
-      this.#cursor = await leaseInternals(this.#conn).openStream(this.#plan.sql, this.#plan.params);
+      this.#cursor = await leaseInternals(lease.conn as PooledConnection).openStream(sql, params);
     } catch (error) {
-      throw this.#plan.fail(this.shard.shardId, pool, error);
+      this.close();
+      throw lease.fail(error);
     }
     await this.fill();
   }
 
   /** Reads the next page (marks the reader done when the query has no more rows). */
   async fill(): Promise<void> {
-    const conn = this.#conn;
+    const lease = this.#lease;
     const cursor = this.#cursor;
     this.page = [];
     this.at = 0;
-    if (conn === null || cursor === null) {
+    if (lease === null || cursor === null) {
       this.done = true;
       return;
     }
-    const max = this.#plan.pageSize;
+    const max = this.#pageSize;
     try {
-      this.page = await leaseInternals(conn).readPage(cursor, max);
+      this.page = await leaseInternals(lease.conn as PooledConnection).readPage(cursor, max);
     } catch (error) {
-      throw this.#plan.fail(this.shard.shardId, this.#pool as ConnectionPool, error);
+      throw lease.fail(error);
     }
     if (this.page.length < max) this.#finish();
     if (this.page.length === 0) this.done = true;
   }
 
-  /** Ends the query (the page read stays) and returns the lease. */
+  /** Ends the query (the page read stays) and drops its hold on the lease. */
   #finish(): void {
-    const conn = this.#conn;
-    if (conn === null) return;
-    if (this.#cursor !== null) leaseInternals(conn).closeStream(this.#cursor);
+    const lease = this.#lease;
+    if (lease === null) return;
+    if (this.#cursor !== null && lease.conn !== null) {
+      leaseInternals(lease.conn).closeStream(this.#cursor);
+    }
     this.#cursor = null;
-    this.#conn = null;
-    void (this.#pool as ConnectionPool).returnConnection(conn).catch(() => {});
+    this.#lease = null;
+    lease.release();
   }
 
   close(): void {
     this.#finish();
     this.done = true;
     this.page = [];
+  }
+}
+
+/**
+ * Opens a shard: its lease and its query, or (ordered, with a split plan that finds cut
+ * points) one query per rowid run, opened one after another with the event loop given a
+ * turn after each. The readers go into `readers` as they open, so the caller closes them
+ * whatever happens.
+ */
+async function openShard(
+  shard: StreamShard,
+  plan: StreamPlan,
+  split: SplitPlan | undefined,
+  readers: ShardReader[],
+  snapshot = false,
+): Promise<void> {
+  const lease = new ShardLease(shard, plan);
+  const conn = await lease.acquire();
+  try {
+    const cuts = split === undefined ? [] : await split.cuts(conn);
+    if (cuts.length === 0 || split === undefined) {
+      const reader = new ShardReader(plan.pageSize);
+      readers.push(reader);
+      await reader.open(lease, plan.sql, plan.params);
+      return;
+    }
+    if (snapshot) {
+      // The runs are statements of their own: a read transaction makes them one snapshot
+      // (writers of this shard wait for it, as they waited for one whole statement).
+      await conn.exec("BEGIN").catch((error) => {
+        throw lease.fail(error);
+      });
+      lease.inTransaction = true;
+    }
+    // The shard's rows stay about a page in all: each run reads its share.
+    const pageSize = Math.max(1, Math.ceil(plan.pageSize / (cuts.length + 1)));
+    for (let i = 0; i <= cuts.length; i++) {
+      const { sql, params } = split.run(cuts[i - 1], cuts[i]);
+      const reader = new ShardReader(pageSize);
+      readers.push(reader);
+      await reader.open(lease, sql, params);
+      if (i < cuts.length) await yieldToEventLoop();
+    }
+  } finally {
+    lease.release();
   }
 }
 
@@ -142,7 +253,9 @@ export async function collectShards(
   plan: StreamPlan,
 ): Promise<Row[]> {
   const rows: Row[] = [];
-  for await (const batch of streamBatches(shards, plan)) {
+  // A shard read as several runs reads them in one read transaction: one snapshot per
+  // shard, as one statement would have read it.
+  for await (const batch of streamBatches(shards, plan, true)) {
     for (let i = 0; i < batch.length; i++) rows.push(batch[i] as Row);
   }
   return rows;
@@ -152,6 +265,7 @@ export async function collectShards(
 async function* streamBatches(
   shards: readonly StreamShard[],
   plan: StreamPlan,
+  snapshot = false,
 ): AsyncGenerator<Row[], void, undefined> {
   let skip = plan.offset;
   let left = plan.limit;
@@ -159,9 +273,10 @@ async function* streamBatches(
   const slice = new TimeSlice();
   if (plan.terms.length === 0) {
     for (const shard of shards) {
-      const reader = new ShardReader(shard, plan);
+      const opened: ShardReader[] = [];
       try {
-        await reader.open();
+        await openShard(shard, plan, undefined, opened);
+        const reader = opened[0] as ShardReader;
         while (!reader.done) {
           let page = reader.page;
           if (skip > 0) {
@@ -179,17 +294,19 @@ async function* streamBatches(
           await reader.fill();
         }
       } finally {
-        reader.close();
+        for (const reader of opened) reader.close();
       }
     }
     return;
   }
-  // Ordered: every shard open at once (leases taken in shard-id order), one page each.
-  const readers = shards.map((shard) => new ShardReader(shard, plan));
+  // Ordered: every shard open at once (leases taken in shard-id order), one page per
+  // query; a shard split into runs has a query per run, in rowid order. Ties merge in
+  // reader order: shard order, then run order.
+  const readers: ShardReader[] = [];
   try {
-    for (const reader of readers) {
-      // A shard's first page is its whole sort: the loop gets a turn after each.
-      await reader.open();
+    for (const shard of shards) {
+      // A query's first page is its whole sort: the loop gets a turn after each.
+      await openShard(shard, plan, plan.split, readers, snapshot);
       await yieldToEventLoop();
     }
     const columns = plan.terms.map((t) => t.column);

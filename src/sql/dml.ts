@@ -33,6 +33,19 @@ export interface SelectOptions {
   readonly limit?: number | undefined;
   /** Skip this many rows first (a non-negative safe integer). */
   readonly offset?: number | undefined;
+  /**
+   * Only rows with `from <= rowid < to` (either side open when absent; safe integers, bound
+   * as parameters), ANDed with `where`. For rowid tables only: a column named `rowid` would
+   * be filtered instead.
+   */
+  readonly rowidRange?: { readonly from?: number | undefined; readonly to?: number | undefined };
+}
+
+function checkRowid(value: unknown, option: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new InvalidQueryError(option, `expected a safe integer, got ${describeKey(value)}`);
+  }
+  return value;
 }
 
 /**
@@ -93,7 +106,22 @@ export function buildSelect(
   parts.push(`FROM ${quoteIdentifier(table, "table")}`);
   const where = buildWhere(options.where, checkText);
   const params = [...where.params];
-  if (where.sql !== "") parts.push(where.sql);
+  const range = options.rowidRange;
+  if (range !== undefined && (range.from !== undefined || range.to !== undefined)) {
+    const bounds: string[] = [];
+    if (range.from !== undefined) {
+      bounds.push("rowid >= ?");
+      params.push(checkRowid(range.from, "rowidRange"));
+    }
+    if (range.to !== undefined) {
+      bounds.push("rowid < ?");
+      params.push(checkRowid(range.to, "rowidRange"));
+    }
+    const filter = where.sql === "" ? "" : `(${where.sql.slice("WHERE ".length)}) AND `;
+    parts.push(`WHERE ${filter}${bounds.join(" AND ")}`);
+  } else if (where.sql !== "") {
+    parts.push(where.sql);
+  }
   if (options.orderBy !== undefined) {
     const terms = resolveOrderBy(options.orderBy);
     if (terms.length > 0) {

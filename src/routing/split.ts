@@ -1,0 +1,73 @@
+/**
+ * Splitting a shard's sort: when SQLite must sort a shard's whole result (ORDER BY on a
+ * column no index covers), it does so on the first step of the query, one synchronous
+ * stretch that grows with the shard. Run as K rowid-range queries instead, each sorting
+ * about {@link sortSplit}`.runRows` rows, opened one after another with the event loop
+ * given a turn in between, and merged like shards.
+ *
+ * @module
+ */
+
+import type { PooledConnection } from "../pool/connection.ts";
+import { quoteIdentifier } from "../sql/identifiers.ts";
+import type { Params } from "../types.ts";
+
+/** Rows a run sorts, about; internal, so tests can force small runs. */
+export const sortSplit = { runRows: 10_000, maxRuns: 64 };
+
+/** Whether `plan` (rows of EXPLAIN QUERY PLAN) sorts the whole result for its ORDER BY. */
+export function sortsWholeResult(plan: readonly Record<string, unknown>[]): boolean {
+  return plan.some((row) => String(row.detail ?? "").includes("USE TEMP B-TREE FOR ORDER BY"));
+}
+
+/** Whether the query `sql` sorts its whole result, asked of SQLite on `conn`. */
+export async function needsSort(
+  conn: PooledConnection,
+  sql: string,
+  params: Params,
+): Promise<boolean> {
+  return sortsWholeResult(await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params));
+}
+
+/**
+ * The rowid cut points that split `table` on `conn` into runs of about `runRows` rows
+ * (ascending; the first run is below the first cut, the last from the last cut up), or
+ * none: a table too small, not a plain rowid table, with a column that shadows the rowid,
+ * or with rowids too large to split exactly.
+ */
+export async function rowidCuts(
+  conn: PooledConnection,
+  table: string,
+  runRows = sortSplit.runRows,
+): Promise<number[]> {
+  const name = quoteIdentifier(table, "table");
+  const shape = await conn.get<{ ok: unknown; shadows: unknown }>(
+    `SELECT (SELECT type = 'table' AND wr = 0 FROM pragma_table_list ` +
+      `WHERE schema = 'main' AND name = ?) AS ok, ` +
+      `(SELECT count(*) FROM pragma_table_xinfo(?) ` +
+      `WHERE lower(name) IN ('rowid', 'oid', '_rowid_')) AS shadows`,
+    [table, table],
+  );
+  if (shape === undefined || Number(shape.ok) !== 1 || Number(shape.shadows) !== 0) return [];
+  const bounds = await conn.get<{ lo: unknown; hi: unknown; n: unknown }>(
+    `SELECT (SELECT min(rowid) FROM ${name}) AS lo, (SELECT max(rowid) FROM ${name}) AS hi, ` +
+      `(SELECT count(*) FROM ${name}) AS n`,
+  );
+  if (bounds === undefined) return [];
+  const { lo, hi, n } = bounds;
+  if (typeof lo !== "number" || typeof hi !== "number" || typeof n !== "number") return [];
+  const span = hi - lo + 1;
+  if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || !Number.isSafeInteger(span)) {
+    return [];
+  }
+  const runs = Math.min(sortSplit.maxRuns, Math.round(n / Math.max(1, runRows)), span);
+  if (runs < 2) return [];
+  const cuts: number[] = [];
+  for (let i = 1; i < runs; i++) {
+    const cut = lo + Math.floor((span * i) / runs);
+    if (cut > lo && cut <= hi && (cuts.length === 0 || cut > cuts[cuts.length - 1]!)) {
+      cuts.push(cut);
+    }
+  }
+  return cuts;
+}
