@@ -57,7 +57,7 @@ import { quoteIdentifier, validateIdentifier } from "../sql/identifiers.ts";
 import { type OrderBy, resolveOrderBy } from "../sql/order.ts";
 import { assertSingleStatement, statementEnd } from "../sql/single_statement.ts";
 import { type TextCheck, toSqlValue } from "../sql/values.ts";
-import type { ColumnFilter, Where } from "../sql/where.ts";
+import { type ColumnFilter, type Where, whereKeyOf } from "../sql/where.ts";
 import type { ShardingStrategy } from "./strategies.ts";
 import { type ReturningClause, returningClause, returningError } from "../sql/returning.ts";
 import {
@@ -334,7 +334,8 @@ export class Router {
    * `where` AND "column = key". A condition `where` already puts on the column is kept:
    * an equal value (as stored) is the same filter, a different one matches nothing.
    */
-  #withKey(table: string, column: string, key: ShardKey, where: Where | undefined): Where {
+  #withKey(table: string, shardKey: string, key: ShardKey, where: Where | undefined): Where {
+    const column = whereKeyOf(shardKey); // a column named `or` or `not` is spelt OR / NOT
     if (where === undefined || !Object.hasOwn(where, column)) return { ...where, [column]: key };
     const given = where[column];
     const isFilter = typeof given === "object" && given !== null && !(given instanceof Uint8Array);
@@ -950,7 +951,7 @@ export class Router {
     if (column === undefined) return undefined;
     let sql = this.#keySelectSql.get(table);
     if (sql === undefined) {
-      sql = buildSelect(table, { where: { [column]: 0 } }).sql;
+      sql = buildSelect(table, { where: { [whereKeyOf(column)]: 0 } }).sql;
       if (this.#keySelectSql.size < 1024) this.#keySelectSql.set(table, sql);
     }
     const key = this.#stored(table, checkKeyOption(options.key));

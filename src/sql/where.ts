@@ -490,3 +490,20 @@ export function buildWhere(
     params: context.params,
   };
 }
+
+/**
+ * The key that filters `column` in a {@link Where}: the column itself, or for a column
+ * literally named `or` or `not` (where's keywords) its upper-case spelling, which SQLite
+ * takes for the same column.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { whereKeyOf } from "./where.ts";
+ * assert.equal(whereKeyOf("age"), "age");
+ * assert.equal(whereKeyOf("or"), "OR");
+ * ```
+ */
+export function whereKeyOf(column: string): string {
+  return column === "or" || column === "not" ? column.toUpperCase() : column;
+}
