@@ -346,6 +346,27 @@ export class ShardOperationError extends ShardliteError {
 }
 
 /**
+ * A shard on a database server (`ShardManagerOptions.shards`) cannot be reached: the
+ * server is down, killed, unreachable, or gave no answer within the call's `timeoutMs`.
+ * Only that shard's calls fail; the others carry on, and the shard is reached again by
+ * itself once its server answers (nothing to reopen). A write that failed this way was
+ * not acknowledged; one inside a transaction was rolled back by the server.
+ */
+export class ShardUnavailableError extends ShardOperationError {
+  /** The shard's server, as configured (without its auth token). */
+  readonly url: string;
+  /** Creates the error; what the connection reported is the cause. */
+  constructor(shardId: number, url: string, cause: unknown) {
+    super(shardId, url, cause);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    this.message = `shard ${shardId} (${url}) is unavailable: ${reason}. Calls on the other ` +
+      `shards carry on; this one is retried on its next use (check that the server runs and ` +
+      `is reachable from here).`;
+    this.url = url;
+  }
+}
+
+/**
  * A cross-shard `insertMany` passed its commit point (the coordinator shard committed,
  * holding a redo record of every row), but another shard could not commit its part, even
  * on a second try. The batch is not lost: its missing part is applied when the directory

@@ -19,7 +19,7 @@ import type { KeyColumn, KeyForm } from "../routing/key_column.ts";
 import {
   type IterateRouteOptions,
   type QueryAllOptions,
-  type RouteOptions,
+  type ReadRouteOptions,
   Router,
   type SelectRouteOptions,
   type ShardSource,
@@ -37,6 +37,7 @@ import type { CreateTableOptions } from "../sql/schema.ts";
 import { validateIdentifier } from "../sql/identifiers.ts";
 import type { Where } from "../sql/where.ts";
 import type { AbortOption } from "../routing/abort.ts";
+import type { ReadFromOption } from "../routing/read_from.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { Admission } from "./admission.ts";
 import {
@@ -70,6 +71,8 @@ import {
   type VerifyPlacementOptions,
 } from "./placement.ts";
 import { PoolCache } from "./pool_cache.ts";
+import { RemoteShards } from "./remote.ts";
+import { epochOf } from "./remote_map.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
 import * as ddl from "./schema_ops.ts";
@@ -84,7 +87,7 @@ export type { ShardInfo, ShardLayout, ShardStats } from "./stats.ts";
  * Restricts `count`, `sum`, `avg`, `min` and `max` to the rows of one shard key (on its
  * shard). A `key` that is present but `undefined` or `null` is refused.
  */
-export interface KeyOption extends AbortOption {
+export interface KeyOption extends AbortOption, ReadFromOption {
   /** The shard key. */
   key?: ShardKey;
 }
@@ -94,6 +97,15 @@ const managers = new Set<ShardManager>();
 /** @internal Every open manager of the process, for module-level shutdown(). */
 export function openManagers(): ShardManager[] {
   return [...managers];
+}
+
+/** What the router's source needs of shards on servers. */
+interface RemoteSide {
+  readonly remote: RemoteShards;
+  /** The epoch of the map this client routes by. */
+  epoch(): number;
+  /** Reloads the map from shard 0 (after a write found another epoch). */
+  reload(): Promise<void>;
 }
 
 /**
@@ -109,6 +121,14 @@ class ManagerSource implements ShardSource {
   readonly getPool: (shardId: number) => ConnectionPool;
   readonly maxConcurrentShards: number;
   readonly checkText: ((text: string) => string | undefined) | undefined;
+  readonly #remote: RemoteSide | undefined;
+  guardWrite: ShardSource["guardWrite"] = (conn, shardId) => {
+    const remote = this.#remote as RemoteSide;
+    return remote.remote.checkEpoch(conn, shardId, remote.epoch(), remote.reload);
+  };
+  shardFailure: ShardSource["shardFailure"] = (shardId, error) =>
+    this.#remote?.remote.failure(shardId, error);
+  replicaPool: ShardSource["replicaPool"] = (shardId) => this.#remote?.remote.replicaPool(shardId);
   constructor(
     admission: Admission,
     pools: PoolCache,
@@ -117,7 +137,14 @@ class ManagerSource implements ShardSource {
     directory: () => ShardDirectory,
     maxConcurrentShards: number,
     driver: Driver,
+    remote?: RemoteSide,
   ) {
+    this.#remote = remote;
+    if (remote === undefined) {
+      this.guardWrite = undefined;
+      this.shardFailure = undefined;
+      this.replicaPool = undefined;
+    }
     this.#admission = admission;
     this.#pools = pools;
     this.#tables = tables;
@@ -197,6 +224,8 @@ export class ShardManager implements ShardSource {
   readonly #source: ManagerSource;
   // What the files implementing the operations below get instead of the manager.
   readonly #parts: ManagerParts;
+  // Shards on servers (`shards`), or null for shard files in dbDir.
+  readonly #remote: RemoteShards | null;
   #closed: Promise<void> | null = null;
 
   /**
@@ -212,7 +241,15 @@ export class ShardManager implements ShardSource {
     this.maxConcurrentShards = settings.maxConcurrentShards;
     this.access = settings.access;
     this.#poolOptions = settings.pool;
-    this.#pools = new PoolCache(this.dbDir, this.#poolOptions, settings.maxOpenShards);
+    const remote = settings.remote === null
+      ? null
+      : new RemoteShards(settings.remote, settings.pool);
+    this.#remote = remote;
+    this.#pools = new PoolCache(
+      remote === null ? this.dbDir : (shardId) => remote.place(shardId),
+      this.#poolOptions,
+      settings.maxOpenShards,
+    );
     this.#tables = new LoadedMap(this.dbDir);
     this.#admission = new Admission(this.dbDir, () => this.#directory.open());
     this.#source = this.#makeSource();
@@ -231,6 +268,11 @@ export class ShardManager implements ShardSource {
       () => this.#directory,
       this.maxConcurrentShards,
       this.driver,
+      this.#remote === null ? undefined : {
+        remote: this.#remote,
+        epoch: () => epochOf(this.#tables.current as ShardMap),
+        reload: () => this.#directory.reloadRemoteMap(),
+      },
     );
   }
 
@@ -258,6 +300,7 @@ export class ShardManager implements ShardSource {
       router: this.#router,
       getPool: (shardId) => this.getPool(shardId),
       ready: () => this.ready(),
+      remote: this.#remote,
     };
   }
 
@@ -271,9 +314,12 @@ export class ShardManager implements ShardSource {
     return this.#source.batchOwner;
   }
 
-  /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */
+  /**
+   * The driver of every shard's pool (`pool.driver`, `wasmDriver` by default; the libsql
+   * driver for shards on servers).
+   */
   get driver(): Driver {
-    return this.#poolOptions.driver ?? defaultPoolDriver();
+    return this.#remote?.place(0).driver ?? this.#poolOptions.driver ?? defaultPoolDriver();
   }
 
   /**
@@ -360,9 +406,9 @@ export class ShardManager implements ShardSource {
     return recovery === null ? null : structuredClone(recovery);
   }
 
-  /** The path of shard `shardId`'s file. */
+  /** The path of shard `shardId`'s file (its server's URL for shards on servers). */
   shardPath(shardId: number): string {
-    return shardFilePath(this.dbDir, shardId);
+    return this.#remote?.place(shardId).path ?? shardFilePath(this.dbDir, shardId);
   }
 
   /** The pool of shard `shardId` (created on first use). */
@@ -869,13 +915,14 @@ export class ShardManager implements ShardSource {
     where: Where | undefined,
     options: KeyOption | undefined,
   ): Promise<SqlValue> {
-    const route: RouteOptions = { where };
+    const route: ReadRouteOptions = { where };
     if (options !== undefined) {
       if (options === null || typeof options !== "object") {
         throw new InvalidQueryError("options", "expected an object such as { key }");
       }
       if (Object.hasOwn(options, "key")) (route as { key?: unknown }).key = options.key;
       if (options.signal !== undefined) route.signal = options.signal;
+      if (options.readFrom !== undefined) route.readFrom = options.readFrom;
     }
     const result = await this.#router.routeAggregate(table, expression, route);
     return result[expression] ?? null;
@@ -928,7 +975,7 @@ export class ShardManager implements ShardSource {
   aggregate(
     table: string,
     expressions: string | readonly string[],
-    options?: RouteOptions,
+    options?: ReadRouteOptions,
   ): Promise<Record<string, SqlValue>> {
     return this.#router.routeAggregate(table, expressions, options);
   }
@@ -963,19 +1010,23 @@ export class ShardManager implements ShardSource {
     table: string,
     groupBy: string | readonly string[],
     expressions: string | readonly string[],
-    options?: RouteOptions,
+    options?: ReadRouteOptions,
   ): Promise<T[]> {
     return this.#router.routeAggregateBy(table, groupBy, expressions, options) as Promise<
       unknown[]
     > as Promise<T[]>;
   }
 
-  /** Raw SQL on the shard of `key`; returns its rows. */
+  /**
+   * Raw SQL on the shard of `key`; returns its rows. On shards on servers, a statement
+   * other than SELECT, VALUES or EXPLAIN runs in a transaction that checks the layout
+   * epoch first (see `ShardManagerOptions.shards`).
+   */
   query<T extends object = Row>(
     key: ShardKey,
     sql: string,
     params?: Params,
-    options?: AbortOption,
+    options?: AbortOption & ReadFromOption,
   ): Promise<T[]> {
     return this.#router.routeQuery(key, sql, params, options) as Promise<unknown[]> as Promise<
       T[]
@@ -1046,7 +1097,7 @@ export class ShardManager implements ShardSource {
       verifyPlacement({
         map: this.#tables.current as ShardMap,
         strategy: this.strategy,
-        exists: (id) => fileExists(this.shardPath(id)),
+        exists: (id) => this.#remote !== null || fileExists(this.shardPath(id)),
         pool: (id) => this.getPool(id),
       }, options));
   }
@@ -1149,6 +1200,7 @@ export class ShardManager implements ShardSource {
     // Best effort: whatever is left is cleaned when the directory is next opened.
     await this.#router.flushBatches((id) => this.#pools.peek(id)).catch(() => {});
     const results = await this.#pools.closeAll(options);
+    await this.#remote?.close();
     this.#directory.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;

@@ -53,6 +53,12 @@ export interface ShardMap {
    * key forms existed, which keep form 1 until a reshard or `repairPlacement` moves them.
    */
   keyForm?: KeyForm;
+  /**
+   * Shards on servers: the layout's generation, 1 for the first and one more after each
+   * reshard. Every write checks it against the shard's own copy, so a client that missed
+   * a reshard is refused rather than writing under the old layout. Absent: 1.
+   */
+  epoch?: number;
 }
 
 /** The key form a map routes by. */
@@ -72,27 +78,35 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw new ShardOpenError(path, "cannot read the shard map", { cause: error });
   }
+  return parseShardMap(text, dbDir, SHARD_MAP_FILE);
+}
+
+/**
+ * A map read from `source` (`SHARD_MAP_FILE`, or a server's reserved table), checked.
+ * `where` is what errors name (the directory, or shard 0's URL).
+ */
+export function parseShardMap(text: string, where: string, source: string): ShardMap {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ShardMapMismatchError(dbDir, `${SHARD_MAP_FILE} is not valid JSON (${error})`);
+    throw new ShardMapMismatchError(where, `${source} is not valid JSON (${error})`);
   }
   const map = parsed as Partial<ShardMap>;
   if (map === null || typeof map !== "object" || map.format !== SHARD_MAP_FORMAT) {
     throw new ShardMapMismatchError(
-      dbDir,
-      `${SHARD_MAP_FILE} has format ${String(map?.format)}, this version reads ${SHARD_MAP_FORMAT}`,
+      where,
+      `${source} has format ${String(map?.format)}, this version reads ${SHARD_MAP_FORMAT}`,
     );
   }
   const strategy = strategyFromDescriptor(map.strategy);
   if (strategy.numShards !== map.numShards) {
-    throw new ShardMapMismatchError(dbDir, `numShards and strategy disagree in ${SHARD_MAP_FILE}`);
+    throw new ShardMapMismatchError(where, `numShards and strategy disagree in ${source}`);
   }
   if (map.keyForm !== undefined && map.keyForm !== 1 && map.keyForm !== 2) {
     throw new ShardMapMismatchError(
-      dbDir,
-      `${SHARD_MAP_FILE} has keyForm ${JSON.stringify(map.keyForm)}; this version reads 1 and 2`,
+      where,
+      `${source} has keyForm ${JSON.stringify(map.keyForm)}; this version reads 1 and 2`,
     );
   }
   return {
@@ -101,7 +115,15 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
     strategy: strategy.describe(),
     tables: typeof map.tables === "object" && map.tables !== null ? map.tables : {},
     ...(map.keyForm === undefined ? {} : { keyForm: map.keyForm }),
+    ...(map.epoch === undefined ? {} : { epoch: checkEpochValue(map.epoch, where, source) }),
   };
+}
+
+function checkEpochValue(epoch: unknown, where: string, source: string): number {
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 1) {
+    throw new ShardMapMismatchError(where, `${source} has epoch ${JSON.stringify(epoch)}`);
+  }
+  return epoch as number;
 }
 
 /** Writes the map atomically: a temporary file, fsync, rename. */

@@ -7,9 +7,8 @@
  */
 
 import { TimeSlice } from "../pool/yield.ts";
-import type { ConnectionPool } from "../pool/pool.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
-import { type ShardWrite, writeAtomically } from "./atomic.ts";
+import { type AtomicSource, type ShardWrite, writeAtomically } from "./atomic.ts";
 import { type BatchLedger, type BatchRun, needsTag } from "./batches.ts";
 import { multiRowInsert, rowsPerInsert } from "../sql/dml.ts";
 import type { OnConflict } from "../sql/upsert.ts";
@@ -152,7 +151,7 @@ export function addRow(
  * committed (in shard order).
  */
 export async function writeRuns(
-  source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
+  source: AtomicSource,
   ledger: BatchLedger,
   table: string,
   runs: ShardRuns,

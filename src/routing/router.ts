@@ -7,10 +7,12 @@
 
 import PQueue from "npm:p-queue@10.0.0";
 import {
+  ConnectionBrokenError,
   InvalidQueryError,
   InvalidShardKeyError,
   ShardliteError,
   ShardOperationError,
+  ShardUnavailableError,
   TableNotFoundError,
 } from "../errors.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
@@ -38,6 +40,7 @@ import {
   streamShards,
 } from "./stream.ts";
 import { needsSort, rowidCuts } from "./split.ts";
+import { checkReadFrom, type ReadFrom, type ReadFromOption } from "./read_from.ts";
 
 /** Rows a cross-shard select reads from a shard at a time. */
 const SELECT_PAGE_SIZE = 2_000;
@@ -113,6 +116,23 @@ export interface ShardSource {
    * any shard is written. Absent: only the rules that hold for every driver apply.
    */
   readonly checkText?: ((text: string) => string | undefined) | undefined;
+  /**
+   * Shards on servers: the check every write makes first, inside its transaction on the
+   * shard (the layout epoch). It throws to refuse the write. Absent: nothing to check.
+   */
+  readonly guardWrite?: ((conn: PooledConnection, shardId: number) => Promise<void>) | undefined;
+  /**
+   * Shards on servers: what a shard's failure is reported as (`ShardUnavailableError`
+   * when its server is unreachable), or undefined to report it as usual.
+   */
+  readonly shardFailure?: ((shardId: number, error: unknown) => Error | undefined) | undefined;
+  /**
+   * Shards on servers: a replica's pool to read shard `shardId` from (`readFrom:
+   * "replica"`), with a callback marking it failed; undefined when there is none.
+   */
+  readonly replicaPool?:
+    | ((shardId: number) => { pool: ConnectionPool; failed: () => void } | undefined)
+    | undefined;
 }
 
 /** Options of a routed read, update or delete. */
@@ -129,8 +149,11 @@ export interface RouteOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** Options of a routed read: those of {@link RouteOptions}, and where to read. */
+export interface ReadRouteOptions extends RouteOptions, ReadFromOption {}
+
 /** Options of {@link Router.routeSelect}. */
-export interface SelectRouteOptions extends RouteOptions {
+export interface SelectRouteOptions extends ReadRouteOptions {
   /** Columns to return; all when absent. */
   columns?: readonly string[] | undefined;
   /** Sort order: a column, or `{ column, direction }` terms. Merged k-way across shards. */
@@ -160,7 +183,7 @@ export interface WriteRouteOptions extends RouteOptions {
 }
 
 /** Options of {@link Router.routeQueryAll}. */
-export interface QueryAllOptions extends AbortOption {
+export interface QueryAllOptions extends AbortOption, ReadFromOption {
   /** Sort the merged rows (each shard's rows are sorted by SQLite first). */
   orderBy?: OrderBy | undefined;
   /** At most this many merged rows. */
@@ -277,8 +300,73 @@ export class Router {
     });
   }
 
+  /**
+   * {@link #onShard} for a write: on shards on servers, inside a transaction whose first
+   * statement checks the layout epoch (`ShardSource.guardWrite`), so a client that missed
+   * a reshard is refused before it writes.
+   */
+  #onShardWrite<T>(
+    shardId: number,
+    fn: (conn: PooledConnection) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const guard = this.#source.guardWrite;
+    if (guard === undefined) return this.#onShard(shardId, fn, signal);
+    return this.#onShard(shardId, (conn) =>
+      conn.transaction(async (tx) => {
+        await guard.call(this.#source, tx, shardId);
+        return await fn(tx);
+      }), signal);
+  }
+
+  /**
+   * {@link #onShard} for a read: from a replica when asked and one answers (else the
+   * primary); on shards on servers, a read cut by a broken connection is tried once more.
+   */
+  async #onShardRead<T>(
+    shardId: number,
+    fn: (conn: PooledConnection) => Promise<T>,
+    signal: AbortSignal | undefined,
+    readFrom: ReadFrom,
+  ): Promise<T> {
+    if (readFrom === "replica") {
+      const replica = this.#source.replicaPool?.(shardId);
+      if (replica !== undefined) {
+        try {
+          return await replica.pool.withConnection(
+            fn,
+            signal === undefined ? undefined : { signal },
+          );
+        } catch (error) {
+          // A replica that does not answer: the primary answers instead.
+          if (this.#source.shardFailure?.(shardId, error) === undefined) {
+            throw this.#shardError(shardId, replica.pool, error);
+          }
+          replica.failed();
+        }
+      }
+    }
+    try {
+      return await this.#onShard(shardId, fn, signal);
+    } catch (error) {
+      if (!isRetryable(error) || signal?.aborted) throw error;
+      return await this.#onShard(shardId, fn, signal);
+    }
+  }
+
+  /** The pool a stream reads shard `shardId` from (a replica's when asked and one is up). */
+  #readPool(shardId: number, readFrom: ReadFrom): ConnectionPool {
+    if (readFrom === "replica") {
+      const replica = this.#source.replicaPool?.(shardId);
+      if (replica !== undefined) return replica.pool;
+    }
+    return this.#source.getPool(shardId);
+  }
+
   /** What a shard's failure is reported as (the caller's own errors pass through). */
   #shardError(shardId: number, pool: ConnectionPool, error: unknown): unknown {
+    const failure = this.#source.shardFailure?.(shardId, error);
+    if (failure !== undefined) return failure;
     if (error instanceof ShardOperationError) return error;
     // The caller's own errors (and bad input) pass through; the shard's are wrapped.
     if (!(error instanceof ShardliteError) || !("path" in error)) return error;
@@ -295,13 +383,16 @@ export class Router {
     shardIds: readonly number[],
     fn: (conn: PooledConnection, shardId: number) => Promise<T>,
     signal?: AbortSignal,
+    readFrom?: ReadFrom,
   ): Promise<T[]> {
     const queued = signal === undefined ? undefined : { signal };
+    const one = (id: number) =>
+      readFrom === undefined
+        ? this.#onShard(id, (conn) => fn(conn, id), signal)
+        : this.#onShardRead(id, (conn) => fn(conn, id), signal, readFrom);
     // Every shard settles before the call does: an abort returns every lease first.
     const settled = await Promise.allSettled(
-      shardIds.map((id) =>
-        this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id), signal), queued)
-      ),
+      shardIds.map((id) => this.#queue.add(() => one(id), queued)),
     );
     const results: T[] = [];
     for (const outcome of settled) {
@@ -498,9 +589,9 @@ export class Router {
       const shardId = this.#shardOf(routed.key);
       const { sql, params } = this.#insertStatement(table, routed.row);
       if (returning === undefined) {
-        return await this.#onShard(shardId, (c) => c.run(sql, params), signal);
+        return await this.#onShardWrite(shardId, (c) => c.run(sql, params), signal);
       }
-      return await this.#onShard(shardId, (c) => c.all(sql + returning.sql, params), signal)
+      return await this.#onShardWrite(shardId, (c) => c.all(sql + returning.sql, params), signal)
         .catch((error: unknown) => {
           throw returningError(error, table, returning) ?? error;
         });
@@ -567,7 +658,7 @@ export class Router {
         ? undefined
         : resolveUpsert(table, columns, options, undefined, shardKey);
       try {
-        return await this.#onShard(shardId, async (conn) => {
+        return await this.#onShardWrite(shardId, async (conn) => {
           conflict ??= resolveUpsert(
             table,
             columns,
@@ -865,6 +956,7 @@ export class Router {
       limit: shardLimit(options),
     };
     const statement = buildSelect(table, select, this.#checkText);
+    const readFrom = checkReadFrom(options);
     // A shard that SQLite would sort whole runs as rowid ranges sorted one at a time.
     const split: SplitPlan | undefined = terms.length === 0 ? undefined : {
       cuts: (conn) => this.#sortCuts(conn, table, statement),
@@ -872,7 +964,7 @@ export class Router {
         buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
     };
     return [
-      shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+      shards.map((shardId) => ({ shardId, pool: () => this.#readPool(shardId, readFrom) })),
       {
         sql: statement.sql,
         params: statement.params,
@@ -915,18 +1007,20 @@ export class Router {
     const entering = this.#enter(signal);
     if (entering !== undefined) await entering;
     try {
+      const readFrom = checkReadFrom(options);
       const fast = this.#keyOnlySelect(table, options);
       if (fast !== undefined) {
         const { shardId, sql, key } = fast;
-        return await this.#onShard(shardId, (c) => c.all(sql, [key]), signal);
+        return await this.#onShardRead(shardId, (c) => c.all(sql, [key]), signal, readFrom);
       }
       const { shards, where } = this.#target(table, options);
       if (shards.length === 1) {
         const statement = buildSelect(table, { ...options, where }, this.#checkText);
-        return await this.#onShard(
+        return await this.#onShardRead(
           shards[0] as number,
           (c) => c.all(statement.sql, statement.params),
           signal,
+          readFrom,
         );
       }
       // Read a page at a time, merged in slices: a big select never holds the event loop.
@@ -1049,7 +1143,11 @@ export class Router {
     };
     try {
       if (shards.length === 1) {
-        const changes = await this.#onShard(shards[0] as number, (c) => write(c, 0), signal);
+        const changes = await this.#onShardWrite(
+          shards[0] as number,
+          (c) => write(c, 0),
+          signal,
+        );
         return returning === undefined ? changes : returned[0] as Row[];
       }
       const changes = await writeAtomically(
@@ -1111,7 +1209,7 @@ export class Router {
   async routeAggregate(
     table: string,
     expressions: string | readonly string[],
-    options: RouteOptions = {},
+    options: ReadRouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
     const signal = signalOf(options);
     const entering = this.#enter(signal);
@@ -1121,9 +1219,14 @@ export class Router {
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
-      const partials = await this.#onShards(shards, async (c) => {
-        return (await c.get(statement.sql, statement.params)) ?? {};
-      }, signal);
+      const partials = await this.#onShards(
+        shards,
+        async (c) => {
+          return (await c.get(statement.sql, statement.params)) ?? {};
+        },
+        signal,
+        checkReadFrom(options),
+      );
       const result: Record<string, SqlValue> = {};
       parsed.forEach((aggregate, i) => {
         result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
@@ -1143,7 +1246,7 @@ export class Router {
     table: string,
     groupBy: string | readonly string[],
     expressions: string | readonly string[],
-    options: RouteOptions = {},
+    options: ReadRouteOptions = {},
   ): Promise<Row[]> {
     const signal = signalOf(options);
     const entering = this.#enter(signal);
@@ -1156,8 +1259,9 @@ export class Router {
       const statement = buildGroupedAggregate(table, columns, parsed, where, this.#checkText);
       // Each shard sorts its groups by key (BINARY, as they merge here); the shards' pages
       // merge k-way, and equal keys combine a slice at a time.
+      const readFrom = checkReadFrom(options);
       const sorted = await collectShards(
-        shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+        shards.map((shardId) => ({ shardId, pool: () => this.#readPool(shardId, readFrom) })),
         {
           sql: `${statement.sql} ORDER BY ${
             columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")
@@ -1189,7 +1293,7 @@ export class Router {
     key: ShardKey,
     sql: string,
     params?: Params,
-    options?: AbortOption,
+    options?: AbortOption & ReadFromOption,
   ): Promise<Row[]> {
     const signal = signalOf(options);
     const entering = this.#enter(signal);
@@ -1198,7 +1302,11 @@ export class Router {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
       assertSingleStatement(sql, "manager.query()");
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.all(sql, params), signal);
+      const readFrom = checkReadFrom(options);
+      if (this.#source.guardWrite === undefined || READ_ONLY.test(sql)) {
+        return await this.#onShardRead(shardId, (c) => c.all(sql, params), signal, readFrom);
+      }
+      return await this.#onShardWrite(shardId, (c) => c.all(sql, params), signal);
     } finally {
       this.#source.leave();
     }
@@ -1248,7 +1356,12 @@ export class Router {
             "named parameters cannot be combined with limit; use positional parameters",
           );
         })();
-      const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound), signal);
+      const lists = await this.#onShards(
+        this.#allShards(),
+        (c) => c.all(perShard, bound),
+        signal,
+        checkReadFrom(options),
+      );
       if (terms.length > 0) {
         return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
       }
@@ -1273,7 +1386,15 @@ export class Router {
     if (entering !== undefined) await entering;
     try {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.transaction(fn), signal);
+      return await this.#onShardWrite(shardId, (c) => c.transaction(fn), signal).catch((error) => {
+        // A transaction its server cut is lost, never retried: say so as such.
+        if (
+          error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError
+        ) {
+          throw error.cause;
+        }
+        throw error;
+      });
     } finally {
       this.#source.leave();
     }
@@ -1291,6 +1412,14 @@ export class Router {
       this.#source.leave();
     }
   }
+}
+
+/** A statement that only reads (`query` runs it without the write check). */
+const READ_ONLY = /^\s*(?:SELECT|VALUES|EXPLAIN)\b/i;
+
+/** A read its server's connection cut mid-way: it may be sent once more. */
+function isRetryable(error: unknown): boolean {
+  return error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError;
 }
 
 /** The `onConflict` of an insertMany, checked with the options it needs or excludes. */

@@ -1,0 +1,229 @@
+/**
+ * A `ShardManager` over shards on real libSQL servers (sqld, started by tests/sqld.ts on
+ * loopback ports): the same calls as on local files, the shard map on shard 0 shared by
+ * every client, the epoch check, typed failures, replicas.
+ */
+
+import assert from "node:assert/strict";
+import {
+  ConnectionBrokenError,
+  ShardManager,
+  ShardMapMismatchError,
+  ShardUnavailableError,
+} from "../mod.ts";
+import { type SqldServer, startSqld } from "./sqld.ts";
+
+/** `n` servers, stopped at scope exit. */
+async function servers(n: number): Promise<SqldServer[] & AsyncDisposable> {
+  const list = await Promise.all(Array.from({ length: n }, () => startSqld()));
+  return Object.assign(list, {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(list.map((s) => s[Symbol.asyncDispose]()));
+    },
+  });
+}
+
+const quiet = { onEvent: () => {} };
+
+Deno.test("remote: CRUD, insertMany, cross-shard reads and aggregates match a local manager", async () => {
+  await using sqld = await servers(3);
+  await using remote = new ShardManager({ shards: sqld.map((s) => s.url), pool: quiet });
+  const dir = await Deno.makeTempDir({ dir: Deno.env.get("TMPDIR") ?? ".tmp" }).catch(() =>
+    Deno.makeTempDir()
+  );
+  await using local = new ShardManager({ numShards: 3, dbDir: dir, pool: quiet });
+  try {
+    const rows = Array.from({ length: 500 }, (_, i) => ({
+      id: i + 1,
+      team: ["red", "blue", "green"][i % 3] as string,
+      score: (i * 37) % 101,
+      note: i % 7 === 0 ? null : `n${i}`,
+    }));
+    const counts: number[][] = [];
+    for (const m of [remote, local]) {
+      await m.createTable("t", {
+        id: "INTEGER PRIMARY KEY",
+        team: "TEXT",
+        score: "INTEGER",
+        note: "TEXT",
+      }, { shardKey: "id" });
+      assert.equal(await m.insertMany("t", rows), 500);
+      await m.insert("t", { id: 1000, team: "red", score: 5, note: "x" });
+      await m.upsert("t", { id: 1000, team: "red", score: 6, note: "y" }, { update: ["score"] });
+      counts.push([
+        await m.update("t", { note: "big" }, { where: { score: { gt: 90 } } }),
+        await m.delete("t", { key: 2 }),
+      ]);
+    }
+    assert.deepStrictEqual(counts[0], counts[1]);
+    assert.equal(counts[0]?.[1], 1);
+    assert.equal(remote.numShards, 3);
+    for (const shardId of [0, 1, 2]) assert.equal(remote.shardPath(shardId), sqld[shardId]?.url);
+    const same = async <T>(f: (m: ShardManager) => Promise<T>) =>
+      assert.deepStrictEqual(await f(remote), await f(local));
+    await same((m) => m.select("t", { key: 1000 }));
+    await same((m) => m.select("t", { orderBy: ["score", "id"], limit: 50, offset: 3 }));
+    await same((m) => m.select("t", { where: { team: "blue" }, orderBy: "id" }));
+    await same((m) => m.count("t"));
+    await same((m) => m.aggregate("t", ["SUM(score)", "AVG(score)", "MIN(note)", "MAX(id)"]));
+    await same((m) => m.aggregateBy("t", "team", ["COUNT(*)", "SUM(score)"]));
+    await same((m) => m.queryAll("SELECT id FROM t WHERE score = 0", [], { orderBy: "id" }));
+    await same(async (m) => {
+      const out = [];
+      for await (const row of m.iterate("t", { orderBy: "score", pageSize: 17 })) out.push(row.id);
+      return out.length;
+    });
+    await same(async (m) => ({ ...await m.verifyPlacement(), durationMs: 0 }));
+    // A transaction on a key's shard commits or rolls back as one.
+    for (const m of [remote, local]) {
+      await m.transaction(7, async (tx) => {
+        await tx.run("UPDATE t SET score = score + 1 WHERE id = 7");
+      });
+      await assert.rejects(
+        m.transaction(7, async (tx) => {
+          await tx.run("UPDATE t SET score = 0 WHERE id = 7");
+          throw new Error("no");
+        }),
+        /no/,
+      );
+    }
+    await same((m) => m.select("t", { key: 7 }));
+  } finally {
+    await local.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("remote: the shard map lives on shard 0; another client with another layout is refused", async () => {
+  await using sqld = await servers(3);
+  const urls = sqld.map((s) => s.url);
+  {
+    await using first = new ShardManager({ shards: urls, pool: quiet });
+    await first.createTable("users", { id: "TEXT PRIMARY KEY", name: "TEXT" }, {
+      shardKey: "id",
+    });
+    await first.insert("users", { id: "ada", name: "Ada" });
+  }
+  // A second client (another machine, say) knows the table from the map alone.
+  await using second = new ShardManager({ shards: urls, pool: quiet });
+  assert.deepStrictEqual(await second.select("users", { key: "ada" }), [{
+    id: "ada",
+    name: "Ada",
+  }]);
+  assert.equal(second.getShardKeyColumn("users"), "id");
+  // The same servers in another order, or fewer of them: another layout.
+  await using swapped = new ShardManager({
+    shards: [urls[0] as string, urls[2] as string],
+    pool: quiet,
+  });
+  await assert.rejects(swapped.ready(), ShardMapMismatchError);
+});
+
+Deno.test("remote: a write routed by an old layout epoch is refused before it writes", async () => {
+  await using sqld = await servers(2);
+  const urls = sqld.map((s) => s.url);
+  await using a = new ShardManager({ shards: urls, pool: quiet });
+  await a.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  await a.insert("t", { id: 1, v: "one" });
+  // Another client finished a reshard elsewhere: every shard now records epoch 2.
+  await using b = new ShardManager({ shards: urls, pool: quiet });
+  await b.ready();
+  for (const shardId of [0, 1]) {
+    await b.getPool(shardId).withConnection(async (c) => {
+      await c.exec("CREATE TABLE IF NOT EXISTS _shardlite_meta (key TEXT PRIMARY KEY, value TEXT)");
+      await c.run("INSERT OR REPLACE INTO _shardlite_meta (key, value) VALUES ('epoch', '2')");
+    });
+  }
+  const shard = a.getShardId(2, "t");
+  const refused = await a.insert("t", { id: 2, v: "two" }).catch((e) => e);
+  assert.ok(refused instanceof ShardMapMismatchError, String(refused));
+  assert.match(refused.message, /epoch 2/);
+  const single = await b.getPool(shard).withConnection((c) => c.all("SELECT id FROM t"));
+  assert.ok(!single.some((r) => r.id === 2), "nothing was written");
+  // insertMany across both shards, update, delete, a transaction: all refused, nothing written.
+  await assert.rejects(
+    a.insertMany("t", [{ id: 10 }, { id: 11 }, { id: 12 }]),
+    ShardMapMismatchError,
+  );
+  await assert.rejects(a.update("t", { v: "x" }, { allShards: true }), ShardMapMismatchError);
+  await assert.rejects(a.delete("t", { key: 1 }), ShardMapMismatchError);
+  await assert.rejects(a.transaction(1, (tx) => tx.run("DELETE FROM t")), ShardMapMismatchError);
+  assert.equal(await b.count("t"), 1);
+  // Reads still work.
+  assert.deepStrictEqual(await a.select("t", { key: 1 }), [{ id: 1, v: "one" }]);
+});
+
+Deno.test("remote: a killed server fails its shard's calls with ShardUnavailableError; the others carry on; it comes back by itself", async () => {
+  await using sqld = await servers(3);
+  await using m = new ShardManager({
+    shards: sqld.map((s) => s.url),
+    pool: { ...quiet, timeoutMs: 1_500 },
+  });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  const ids = Array.from({ length: 60 }, (_, i) => i);
+  await m.insertMany("t", ids.map((id) => ({ id })));
+  const down = 1;
+  const onDown = ids.filter((id) => m.getShardId(id, "t") === down);
+  const onUp = ids.filter((id) => m.getShardId(id, "t") !== down);
+  const firstDown = onDown[0] as number;
+  let fresh = 1000;
+  while (m.getShardId(fresh, "t") !== down) fresh++;
+  await (sqld[down] as SqldServer).kill();
+  const error = await m.select("t", { key: firstDown }).catch((e) => e);
+  assert.ok(error instanceof ShardUnavailableError, String(error));
+  assert.equal(error.shardId, down);
+  assert.equal(error.url, sqld[down]?.url);
+  await assert.rejects(
+    m.insert("t", { id: fresh }),
+    (e) => e instanceof ShardUnavailableError && e.shardId === down,
+  );
+  await assert.rejects(m.count("t"), ShardUnavailableError);
+  // Other shards answer as usual.
+  for (const id of onUp.slice(0, 5)) assert.equal((await m.select("t", { key: id })).length, 1);
+  await (sqld[down] as SqldServer).restart();
+  assert.equal((await m.select("t", { key: firstDown })).length, 1);
+  assert.equal(await m.count("t"), 60, "the refused insert wrote nothing");
+});
+
+Deno.test("remote: a transaction cut by its server is reported lost (ConnectionBrokenError), never retried", async () => {
+  await using sqld = await servers(2);
+  await using m = new ShardManager({ shards: sqld.map((s) => s.url), pool: quiet });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  const shard = m.getShardId(5, "t");
+  let calls = 0;
+  const error = await m.transaction(5, async (tx) => {
+    calls++;
+    await tx.run("INSERT INTO t VALUES (5)");
+    await (sqld[shard] as SqldServer).kill();
+    await tx.run("INSERT INTO t VALUES (6)");
+  }).catch((e) => e);
+  assert.ok(error instanceof ConnectionBrokenError, String(error));
+  assert.equal(calls, 1);
+  await (sqld[shard] as SqldServer).restart();
+  assert.deepStrictEqual(await m.select("t", { key: 5 }), []);
+});
+
+Deno.test("remote: bad shard lists are refused at construction, naming the shard and URL", () => {
+  const bad: [unknown, RegExp][] = [
+    [[], /at least one/],
+    ["ws://x", /list/],
+    [["ws://a:1", "nope"], /shards\[1\] is not a URL/],
+    [["ftp://a:1"], /shards\[0\] has the scheme "ftp:"/],
+    [[{ url: "ws://a:1", authToken: 5 }], /shards\[0\]\.authToken/],
+    [[{ url: "ws://a:1", replicas: ["ws://a:1"] }], /same server/],
+    [[{ url: "ws://a:1", extra: 1 }], /unknown field "extra"/],
+    [["ws://u:p@a:1"], /credentials/],
+  ];
+  for (const [shards, message] of bad) {
+    assert.throws(
+      () => new ShardManager({ shards: shards as string[] }),
+      (e: unknown) => e instanceof TypeError && message.test(e.message),
+      JSON.stringify(shards),
+    );
+  }
+  assert.throws(
+    () => new ShardManager({ shards: ["ws://a:1"], dbDir: "./x" }),
+    /leave dbDir out/,
+  );
+  assert.throws(() => new ShardManager({ shards: ["ws://a:1"], numShards: 2 }), RangeError);
+});
