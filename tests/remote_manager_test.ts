@@ -11,6 +11,7 @@ import {
   ShardMapMismatchError,
   ShardUnavailableError,
 } from "../mod.ts";
+import { tempDir } from "./helpers.ts";
 import { type SqldServer, startSqld } from "./sqld.ts";
 
 /** `n` servers, stopped at scope exit. */
@@ -28,10 +29,8 @@ const quiet = { onEvent: () => {} };
 Deno.test("remote: CRUD, insertMany, cross-shard reads and aggregates match a local manager", async () => {
   await using sqld = await servers(3);
   await using remote = new ShardManager({ shards: sqld.map((s) => s.url), pool: quiet });
-  const dir = await Deno.makeTempDir({ dir: Deno.env.get("TMPDIR") ?? ".tmp" }).catch(() =>
-    Deno.makeTempDir()
-  );
-  await using local = new ShardManager({ numShards: 3, dbDir: dir, pool: quiet });
+  await using dir = await tempDir();
+  await using local = new ShardManager({ numShards: 3, dbDir: dir.path, pool: quiet });
   try {
     const rows = Array.from({ length: 500 }, (_, i) => ({
       id: i + 1,
@@ -90,7 +89,6 @@ Deno.test("remote: CRUD, insertMany, cross-shard reads and aggregates match a lo
     await same((m) => m.select("t", { key: 7 }));
   } finally {
     await local.shutdown();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -226,4 +224,79 @@ Deno.test("remote: bad shard lists are refused at construction, naming the shard
     /leave dbDir out/,
   );
   assert.throws(() => new ShardManager({ shards: ["ws://a:1"], numShards: 2 }), RangeError);
+});
+
+Deno.test("remote: readFrom replica reads a replica, and falls back to the primary when none answers", async () => {
+  await using primary = await startSqld({ grpc: true });
+  await using replica = await startSqld({ replicaOf: primary });
+  await using other = await startSqld();
+  const served: string[] = [];
+  await using m = new ShardManager({
+    shards: [{ url: primary.url, replicas: [replica.url] }, other.url],
+    pool: { ...quiet, timeoutMs: 1_500 },
+    onQuery: (e) => served.push(e.path),
+  });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  const ids = Array.from({ length: 40 }, (_, i) => i);
+  await m.insertMany("t", ids.map((id) => ({ id, v: `v${id}` })));
+  const key = ids.find((id) => m.getShardId(id, "t") === 0) as number;
+  // Replication takes a few ms: wait for the replica to hold shard 0's rows (bounded).
+  const started = performance.now();
+  let seen = 0;
+  while (performance.now() - started < 5_000) {
+    served.length = 0;
+    seen = await m.count("t", undefined, { readFrom: "replica" }).catch(() => 0);
+    if (seen === 40 && served.includes(replica.url)) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(seen, 40);
+  const reads: [string, () => Promise<unknown>, unknown][] = [
+    ["select by key", () => m.select("t", { key, readFrom: "replica" }), [{
+      id: key,
+      v: `v${key}`,
+    }]],
+    [
+      "ordered select",
+      async () => (await m.select("t", { readFrom: "replica", orderBy: "id" })).length,
+      40,
+    ],
+    [
+      "aggregateBy",
+      async () => (await m.aggregateBy("t", "v", "COUNT(*)", { readFrom: "replica" })).length,
+      40,
+    ],
+    [
+      "query",
+      async () =>
+        (await m.query(key, "SELECT v FROM t WHERE id = ?", [key], { readFrom: "replica" }))[0]?.v,
+      `v${key}`,
+    ],
+    ["iterate", async () => {
+      let n = 0;
+      for await (const _ of m.iterate("t", { readFrom: "replica" })) n++;
+      return n;
+    }, 40],
+  ];
+  for (const [name, read, expected] of reads) {
+    served.length = 0;
+    assert.deepStrictEqual(await read(), expected, name);
+    assert.ok(served.includes(replica.url), `${name} read shard 0 on its replica`);
+    assert.ok(!served.includes(primary.url), `${name} did not read shard 0's primary`);
+  }
+  served.length = 0;
+  await m.select("t", { key });
+  assert.deepStrictEqual(served, [primary.url], "the default reads the primary");
+  // With the replica gone, replica reads fall back to the primary.
+  await replica.kill();
+  served.length = 0;
+  assert.deepStrictEqual(await m.select("t", { key, readFrom: "replica" }), [{
+    id: key,
+    v: `v${key}`,
+  }]);
+  assert.ok(served.includes(primary.url));
+  assert.equal(await m.count("t", undefined, { readFrom: "replica" }), 40);
+  await assert.rejects(
+    m.select("t", { key, readFrom: "nearest" as "replica" }),
+    /readFrom must be "primary" or "replica"/,
+  );
 });

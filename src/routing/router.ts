@@ -332,17 +332,19 @@ export class Router {
     if (readFrom === "replica") {
       const replica = this.#source.replicaPool?.(shardId);
       if (replica !== undefined) {
-        try {
-          return await replica.pool.withConnection(
-            fn,
-            signal === undefined ? undefined : { signal },
-          );
-        } catch (error) {
-          // A replica that does not answer: the primary answers instead.
-          if (this.#source.shardFailure?.(shardId, error) === undefined) {
-            throw this.#shardError(shardId, replica.pool, error);
+        const leased = signal === undefined ? undefined : { signal };
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            return await replica.pool.withConnection(fn, leased);
+          } catch (error) {
+            const failure = this.#source.shardFailure?.(shardId, error);
+            if (failure === undefined) throw this.#shardError(shardId, replica.pool, error);
+            // A cut connection is tried once more; a replica that does not answer is left
+            // alone for a while, and the primary answers instead.
+            if (attempt === 0 && isRetryable(failure) && signal?.aborted !== true) continue;
+            replica.failed();
+            break;
           }
-          replica.failed();
         }
       }
     }
