@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
+  ReshardError,
+  RestoreTargetError,
   ShardManager,
   ShardMapMismatchError,
   ShardUnavailableError,
@@ -299,4 +301,65 @@ Deno.test("remote: readFrom replica reads a replica, and falls back to the prima
     m.select("t", { key, readFrom: "nearest" as "replica" }),
     /readFrom must be "primary" or "replica"/,
   );
+});
+
+Deno.test("remote: backup to a local directory, restore onto other servers; migrations and stats work on servers", async () => {
+  await using sqld = await servers(4);
+  await using dir = await tempDir();
+  const [a, b] = [sqld.slice(0, 2).map((s) => s.url), sqld.slice(2).map((s) => s.url)];
+  {
+    await using m = new ShardManager({ shards: a, pool: quiet });
+    await m.createTable("t", { id: "INTEGER PRIMARY KEY AUTOINCREMENT", v: "BLOB" }, {
+      shardKey: "id",
+    });
+    await m.insertMany(
+      "t",
+      Array.from({ length: 300 }, (_, i) => ({ id: i + 1, v: new Uint8Array([i % 256]) })),
+    );
+    const migrated = await m.migrate([{
+      id: "add-index",
+      up: (conn) => conn.exec("CREATE INDEX t_v ON t (v)"),
+    }]);
+    assert.equal(migrated.applied, 2, "one migration on each of two shards");
+    const stats = await m.getShardStats();
+    assert.equal(stats.reduce((n, s) => n + (s.rows["t"] ?? 0), 0), 300);
+    assert.deepStrictEqual(stats.map((s) => s.path), a);
+    assert.ok(stats.every((s) => s.exists && s.sizeBytes > 0));
+    assert.equal(await m.validateShardFiles(), true);
+    const report = await m.backup(`${dir.path}/backup`);
+    assert.equal(report.numShards, 2);
+    assert.equal(report.files.reduce((n, f) => n + (f.rows["t"] ?? 0), 0), 300);
+    await assert.rejects(m.backup(`${dir.path}/pit`, { pointInTime: true }), /pointInTime/);
+  }
+  const restored = await ShardManager.restore(`${dir.path}/backup`, { shards: b });
+  assert.equal(restored.numShards, 2);
+  await using m2 = new ShardManager({ shards: b, pool: quiet });
+  assert.equal(await m2.count("t"), 300);
+  assert.deepStrictEqual(await m2.select("t", { key: 42 }), [{ id: 42, v: new Uint8Array([41]) }]);
+  assert.equal((await m2.migrationStatus())[0]?.applied.length, 1);
+  // Restoring over servers that hold tables needs overwrite; nothing is changed without it.
+  const refused = await ShardManager.restore(`${dir.path}/backup`, { shards: b }).catch((e) => e);
+  assert.ok(refused instanceof RestoreTargetError, String(refused));
+  assert.equal(await m2.count("t"), 300);
+  await ShardManager.restore(`${dir.path}/backup`, { shards: b }, { overwrite: true });
+  // The restore wrote a new layout epoch: a client from before it is refused its writes.
+  await assert.rejects(m2.insert("t", { id: 5000, v: null }), ShardMapMismatchError);
+  await using m3 = new ShardManager({ shards: b, pool: quiet });
+  await m3.insert("t", { id: 5000, v: null });
+  assert.equal(await m3.count("t"), 301);
+});
+
+Deno.test("remote: reshard, abortReshard and repairPlacement are refused with a ReshardError; nothing changes", async () => {
+  await using sqld = await servers(2);
+  await using m = new ShardManager({ shards: sqld.map((s) => s.url), pool: quiet });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  await m.insertMany("t", [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  for (const call of [() => m.reshard(3), () => m.abortReshard(), () => m.repairPlacement()]) {
+    await assert.rejects(
+      call(),
+      (e) => e instanceof ReshardError && /not available yet/.test(e.message),
+    );
+  }
+  assert.equal(m.numShards, 2);
+  assert.equal(await m.count("t"), 3);
 });

@@ -72,6 +72,7 @@ import {
 } from "./placement.ts";
 import { PoolCache } from "./pool_cache.ts";
 import { RemoteShards } from "./remote.ts";
+import { type RemoteRestoreTarget, restoreOntoServers } from "./remote_restore.ts";
 import { epochOf } from "./remote_map.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
@@ -1127,13 +1128,18 @@ export class ShardManager implements ShardSource {
   /**
    * Restores a backup into `dbDir`, verifying every file first (manifest, checksums,
    * `integrity_check`, map). Refuses a non-empty `dbDir` unless `overwrite: true`, and a
-   * directory another process (or manager) owns.
+   * directory another process (or manager) owns. Given `{ shards: [urls] }` instead, the
+   * backup goes onto those servers (one per shard, as `ShardManagerOptions.shards`): a
+   * server holding tables is refused unless `overwrite: true`, and the map written on
+   * shard 0 gets a new layout epoch, so clients still routing by what was there before
+   * have their writes refused.
    */
   static restore(
     backupDir: string,
-    dbDir: string,
+    dbDir: string | RemoteRestoreTarget,
     options?: RestoreOptions,
   ): Promise<RestoreReport> {
+    if (typeof dbDir !== "string") return restoreOntoServers(backupDir, dbDir, options);
     return restoreShards(backupDir, dbDir, options);
   }
 

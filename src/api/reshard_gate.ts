@@ -39,11 +39,27 @@ async function exclusive(parts: ManagerParts): Promise<void> {
 }
 
 /** `ShardManager.reshard(to)`: starts a reshard to `to`, or resumes the pending one. */
+/**
+ * Moving rows between servers is not built yet: a reshard there would need the plan and
+ * its progress on shard 0 and the epoch fence on every shard (see `remote_map.ts`) while
+ * other clients keep running. Refused before anything is touched.
+ */
+function refuseOnServers(parts: ManagerParts, call: string): void {
+  if (parts.remote === null) return;
+  throw new ReshardError(
+    parts.dbDir,
+    `${call}() is not available yet for shards on servers; nothing was changed. To change ` +
+      `the layout, copy the rows into a new cluster with insertMany (or back up, restore onto ` +
+      `as many servers, and insert into the new layout from there)`,
+  );
+}
+
 export async function reshard(
   parts: ManagerParts,
   to: ShardingStrategy,
   options: ReshardOptions,
 ): Promise<ReshardReport> {
+  refuseOnServers(parts, "reshard");
   await exclusive(parts);
   const pending = parts.admission.pending;
   if (pending !== null && !sameLayout(pending.to, to.describe())) {
@@ -85,6 +101,7 @@ export async function abortReshard(
   options: ReshardOptions,
   resume: (to: ShardingStrategy) => Promise<ReshardReport>,
 ): Promise<ReshardReport> {
+  refuseOnServers(parts, "abortReshard");
   await parts.admission.startOpening();
   const pending = parts.admission.pending;
   if (pending === null) throw new ReshardError(parts.dbDir, "there is no unfinished reshard");
@@ -107,6 +124,7 @@ export async function repairPlacement(
   parts: ManagerParts,
   options: ReshardOptions,
 ): Promise<RepairReport> {
+  refuseOnServers(parts, "repairPlacement");
   await exclusive(parts);
   const pending = parts.admission.pending;
   if (pending !== null && pending.mode !== "repair") {
