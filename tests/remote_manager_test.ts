@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import {
+  BatchPendingError,
   ConnectionBrokenError,
   ReshardError,
   RestoreTargetError,
@@ -13,6 +14,8 @@ import {
   ShardMapMismatchError,
   ShardUnavailableError,
 } from "../mod.ts";
+import { REMOTE_BATCH_AGE_MS, setRemoteBatchAgeForTests } from "../src/api/directory.ts";
+import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
 import { tempDir } from "./helpers.ts";
 import { type SqldServer, startSqld } from "./sqld.ts";
 
@@ -362,4 +365,49 @@ Deno.test("remote: reshard, abortReshard and repairPlacement are refused with a 
   }
   assert.equal(m.numShards, 2);
   assert.equal(await m.count("t"), 3);
+});
+
+Deno.test("remote: insertMany is all or nothing across servers; a batch cut past its commit point is completed by the next client", async () => {
+  await using sqld = await servers(4);
+  const urls = sqld.map((s) => s.url);
+  const rows = kids(60);
+  let victim = -1;
+  let missing = 0;
+  {
+    await using m = new ShardManager({ shards: urls, pool: quiet });
+    const { coordinator, smallest, perShard } = roles(m, rows);
+    assert.notEqual(coordinator, smallest);
+    victim = smallest;
+    missing = perShard[victim] as number;
+    await setUpTrap(m, victim);
+    // Before the commit point (a row refused by a constraint): nothing anywhere.
+    await assert.rejects(m.insertMany("kids", [...rows, { id: 1, parent: 1, note: "dup" }]));
+    assert.equal(await m.count("kids"), 0);
+    // Past it (the victim's COMMIT fails): every other shard has its part; the redo waits.
+    const error = await m.insertMany("kids", rows).catch((e) => e);
+    assert.ok(error instanceof BatchPendingError, String(error));
+    assert.equal(error.shardId, victim);
+    assert.equal(await m.count("kids"), rows.length - missing);
+    await setParent(m, victim, true);
+  }
+  {
+    // A batch this young may be one a live client is still writing: left alone.
+    await using m = new ShardManager({ shards: urls, pool: quiet });
+    await m.ready();
+    assert.equal(m.batchRecovery?.batches, 0);
+    assert.equal(await m.count("kids"), rows.length - missing);
+  }
+  setRemoteBatchAgeForTests(0);
+  try {
+    await using m = new ShardManager({ shards: urls, pool: quiet });
+    await m.ready();
+    assert.deepStrictEqual(m.batchRecovery?.replayed.map((r) => [r.shard, r.rows]), [[
+      victim,
+      missing,
+    ]]);
+    const back = await m.select("kids", { orderBy: "id" });
+    assert.deepStrictEqual(back.map((r) => ({ ...r })), rows);
+  } finally {
+    setRemoteBatchAgeForTests(REMOTE_BATCH_AGE_MS);
+  }
 });

@@ -41,11 +41,17 @@ const REMOTE_OWNER_PREFIX = "t";
  * recovery (by any client, when it opens) leaves it alone.
  */
 export const REMOTE_BATCH_AGE_MS = 60_000;
+let remoteBatchAgeMs = REMOTE_BATCH_AGE_MS;
+
+/** @internal Tests: how old a batch of shards on servers must be to be recovered. */
+export function setRemoteBatchAgeForTests(ms: number): void {
+  remoteBatchAgeMs = ms;
+}
 
 function remoteOwnerIsLive(owner: string): boolean {
   if (!owner.startsWith(REMOTE_OWNER_PREFIX)) return false;
   const at = Number(owner.slice(REMOTE_OWNER_PREFIX.length));
-  return Number.isFinite(at) && Date.now() - at < REMOTE_BATCH_AGE_MS;
+  return Number.isFinite(at) && Date.now() - at < remoteBatchAgeMs;
 }
 
 // Batch recovery under way, by directory (real path), for managers sharing it to await.
