@@ -114,6 +114,16 @@ Deno.test("remote: the shard map lives on shard 0; another client with another l
     name: "Ada",
   }]);
   assert.equal(second.getShardKeyColumn("users"), "id");
+  // A table the first client creates now is routed by the second at once.
+  {
+    await using first = new ShardManager({ shards: urls, pool: quiet });
+    await first.createTable("orders", { id: "INTEGER PRIMARY KEY", user: "TEXT" }, {
+      shardKey: "user",
+    });
+  }
+  await second.insert("orders", { id: 1, user: "ada" });
+  assert.equal(second.getShardKeyColumn("orders"), "user");
+  assert.deepStrictEqual(await second.select("orders", { key: "ada" }), [{ id: 1, user: "ada" }]);
   // The same servers in another order, or fewer of them: another layout.
   await using swapped = new ShardManager({
     shards: [urls[0] as string, urls[2] as string],

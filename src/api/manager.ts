@@ -130,6 +130,15 @@ class ManagerSource implements ShardSource {
   shardFailure: ShardSource["shardFailure"] = (shardId, error) =>
     this.#remote?.remote.failure(shardId, error);
   replicaPool: ShardSource["replicaPool"] = (shardId) => this.#remote?.remote.replicaPool(shardId);
+  #reloading: Promise<void> | null = null;
+  refreshTable: ShardSource["refreshTable"] = (table) => {
+    if (this.#tables.recordedName(table) !== undefined) return undefined;
+    // Calls for unknown tables at once share one read of the map.
+    this.#reloading ??= (this.#remote as RemoteSide).reload().catch(() => {}).finally(() => {
+      this.#reloading = null;
+    });
+    return this.#reloading;
+  };
   constructor(
     admission: Admission,
     pools: PoolCache,
@@ -145,6 +154,7 @@ class ManagerSource implements ShardSource {
       this.guardWrite = undefined;
       this.shardFailure = undefined;
       this.replicaPool = undefined;
+      this.refreshTable = undefined;
     }
     this.#admission = admission;
     this.#pools = pools;

@@ -130,6 +130,12 @@ export interface ShardSource {
    * Shards on servers: a replica's pool to read shard `shardId` from (`readFrom:
    * "replica"`), with a callback marking it failed; undefined when there is none.
    */
+  /**
+   * Shards on servers: when `table` is not in the loaded map, reads the map again (another
+   * client may have created it) and resolves once done (never rejects); undefined when the
+   * table is known or there is nothing to reload.
+   */
+  readonly refreshTable?: ((table: string) => Promise<void> | undefined) | undefined;
   readonly replicaPool?:
     | ((shardId: number) => { pool: ConnectionPool; failed: () => void } | undefined)
     | undefined;
@@ -274,8 +280,15 @@ export class Router {
    * Admits a call (see `admission.ts`); while it waits (the directory opening, a reshard)
    * `signal` can end the wait. Undefined when admitted at once (no await on the hot path).
    */
-  #enter(signal: AbortSignal | undefined): Promise<void> | undefined {
-    const admitted = admit(this.#source);
+  #enter(signal: AbortSignal | undefined, table?: string): Promise<void> | undefined {
+    let admitted = admit(this.#source);
+    const refresh = this.#source.refreshTable;
+    if (table !== undefined && refresh !== undefined) {
+      // A table another client created: its map entry is read before the call routes.
+      admitted = admitted === undefined
+        ? refresh.call(this.#source, table)
+        : admitted.then(() => refresh.call(this.#source, table));
+    }
     if (admitted === undefined || signal === undefined) return admitted;
     return raceAbort(admitted, signal, (late) => {
       late.then(() => this.#source.leave(), () => {});
@@ -568,7 +581,7 @@ export class Router {
     options: InsertRouteOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -631,7 +644,7 @@ export class Router {
     options: UpsertOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -723,7 +736,7 @@ export class Router {
     options: Omit<InsertManyOptions, "keys"> = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -923,7 +936,7 @@ export class Router {
     }
     const pageSize = checkPageSize(options.pageSize);
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const { shards, where } = this.#target(table, options);
@@ -1006,7 +1019,7 @@ export class Router {
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const readFrom = checkReadFrom(options);
@@ -1095,7 +1108,7 @@ export class Router {
     options: WriteRouteOptions = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "update");
@@ -1181,7 +1194,7 @@ export class Router {
   routeDelete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "delete");
@@ -1214,7 +1227,7 @@ export class Router {
     options: ReadRouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
@@ -1251,7 +1264,7 @@ export class Router {
     options: ReadRouteOptions = {},
   ): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
