@@ -127,15 +127,15 @@ export interface ShardSource {
    */
   readonly shardFailure?: ((shardId: number, error: unknown) => Error | undefined) | undefined;
   /**
-   * Shards on servers: a replica's pool to read shard `shardId` from (`readFrom:
-   * "replica"`), with a callback marking it failed; undefined when there is none.
-   */
-  /**
    * Shards on servers: when `table` is not in the loaded map, reads the map again (another
    * client may have created it) and resolves once done (never rejects); undefined when the
    * table is known or there is nothing to reload.
    */
   readonly refreshTable?: ((table: string) => Promise<void> | undefined) | undefined;
+  /**
+   * Shards on servers: a replica's pool to read shard `shardId` from (`readFrom:
+   * "replica"`), with a callback marking it failed; undefined when there is none.
+   */
   readonly replicaPool?:
     | ((shardId: number) => { pool: ConnectionPool; failed: () => void } | undefined)
     | undefined;
