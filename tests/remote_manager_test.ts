@@ -362,19 +362,89 @@ Deno.test("remote: backup to a local directory, restore onto other servers; migr
   assert.equal(await m3.count("t"), 301);
 });
 
-Deno.test("remote: reshard, abortReshard and repairPlacement are refused with a ReshardError; nothing changes", async () => {
-  await using sqld = await servers(2);
-  await using m = new ShardManager({ shards: sqld.map((s) => s.url), pool: quiet });
-  await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
-  await m.insertMany("t", [{ id: 1 }, { id: 2 }, { id: 3 }]);
-  for (const call of [() => m.reshard(3), () => m.abortReshard(), () => m.repairPlacement()]) {
+Deno.test("remote: reshard grows onto new servers and shrinks; a client that missed it is refused, reloads the map and follows", async () => {
+  await using sqld = await servers(4);
+  const urls = sqld.map((s) => s.url);
+  await using m = new ShardManager({ shards: urls.slice(0, 2), pool: quiet });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  const rows = Array.from({ length: 700 }, (_, i) => ({ id: i + 1, v: `v${i + 1}` }));
+  await m.insertMany("t", rows);
+  await using stale = new ShardManager({ shards: urls.slice(0, 2), pool: quiet });
+  assert.equal(await stale.count("t"), 700);
+  // Growing needs the new servers; they must be empty.
+  await assert.rejects(
+    m.reshard(4),
+    (e) => e instanceof ReshardError && /needs their servers/.test(e.message),
+  );
+  await assert.rejects(
+    m.reshard(3, { shards: [urls[1] as string, urls[0] as string, urls[2] as string] }),
+    (e) => e instanceof ReshardError && /keeps every current server/.test(e.message),
+  );
+  // While rows move, other clients' writes are refused.
+  const during: Promise<unknown>[] = [];
+  const report = await m.reshard(4, {
+    shards: urls,
+    batchSize: 100,
+    onProgress: () => {
+      if (during.length === 0) during.push(stale.insert("t", { id: 5000, v: "x" }).catch((e) => e));
+    },
+  });
+  assert.equal(report.scanned, 700);
+  const refused = await during[0];
+  assert.ok(refused instanceof ShardMapMismatchError, String(refused));
+  assert.equal(m.numShards, 4);
+  assert.equal(await m.count("t"), 700);
+  assert.equal((await m.verifyPlacement()).misplaced, 0);
+  for (const shardId of [2, 3]) {
+    const n = await m.getPool(shardId).withConnection((c) => c.get("SELECT count(*) AS n FROM t"));
+    assert.ok(Number(n?.n) > 0, `shard ${shardId} got rows`);
+  }
+  // The stale client's next write is refused once, and it then routes by the new map.
+  await assert.rejects(stale.insert("t", { id: 5001, v: "y" }), ShardMapMismatchError);
+  assert.equal(stale.numShards, 4);
+  await stale.insert("t", { id: 5001, v: "y" });
+  assert.deepStrictEqual(await m.select("t", { key: 5001 }), [{ id: 5001, v: "y" }]);
+  assert.deepStrictEqual(await stale.select("t", { key: 77 }), [{ id: 77, v: "v77" }]);
+  // A client starting with the old list is told the layout differs.
+  await using late = new ShardManager({ shards: urls.slice(0, 2), pool: quiet });
+  await assert.rejects(late.ready(), ShardMapMismatchError);
+  // Shrinking: the last server is emptied and left alone.
+  const shrunk = await m.reshard(3);
+  assert.equal(shrunk.scanned, 701);
+  assert.equal(m.numShards, 3);
+  assert.equal(await m.count("t"), 701);
+  await using four = new ShardManager({ shards: urls, pool: quiet });
+  await assert.rejects(four.ready(), ShardMapMismatchError);
+  await using three = new ShardManager({ shards: urls.slice(0, 3), pool: quiet });
+  assert.equal(await three.count("t"), 701);
+});
+
+Deno.test("remote: an interrupted reshard is resumed by another client from the plan on shard 0", async () => {
+  await using sqld = await servers(3);
+  const urls = sqld.map((s) => s.url);
+  {
+    await using m = new ShardManager({ shards: urls.slice(0, 2), pool: quiet });
+    await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+    await m.insertMany("t", Array.from({ length: 600 }, (_, i) => ({ id: i })));
+    const stop = new AbortController();
     await assert.rejects(
-      call(),
-      (e) => e instanceof ReshardError && /not available yet/.test(e.message),
+      m.reshard(3, {
+        shards: urls,
+        batchSize: 50,
+        signal: stop.signal,
+        onProgress: (p) => {
+          if (p.scanned >= 200) stop.abort();
+        },
+      }),
     );
   }
-  assert.equal(m.numShards, 2);
-  assert.equal(await m.count("t"), 3);
+  await using other = new ShardManager({ shards: urls, pool: quiet });
+  await assert.rejects(other.count("t"), ReshardError);
+  assert.equal(other.pendingReshard?.to.numShards, 3);
+  const report = await other.reshard(3);
+  assert.equal(report.resumed, true);
+  assert.equal(await other.count("t"), 600);
+  assert.equal((await other.verifyPlacement()).misplaced, 0);
 });
 
 Deno.test("remote: insertMany is all or nothing across servers; a batch cut past its commit point is completed by the next client", async () => {

@@ -15,7 +15,14 @@ import { shardFilePath } from "./layout.ts";
 import type { ManagerParts } from "./parts.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { RemoteShards } from "./remote.ts";
-import { epochOf, readOrCreateRemoteMap, readRemoteMap, updateRemoteMap } from "./remote_map.ts";
+import type { RemoteShard } from "./locations.ts";
+import {
+  epochOf,
+  readOrCreateRemoteMap,
+  readRemoteMap,
+  readRemotePlan,
+  updateRemoteMap,
+} from "./remote_map.ts";
 import { RESHARD_PLAN_FILE, type ReshardPlan } from "./reshard.ts";
 import {
   acquireDirectory,
@@ -151,27 +158,45 @@ export class ShardDirectory {
     tables.remoteStore = (change) => this.#onShardZero((c) => updateRemoteMap(c, dbDir, change));
     try {
       const map = await this.#onShardZero((c) =>
-        readOrCreateRemoteMap(c, dbDir, () => ({ ...this.#firstMap(), epoch: 1 }))
+        readOrCreateRemoteMap(c, dbDir, () => ({
+          ...this.#firstMap(),
+          epoch: 1,
+          servers: remote.servers.map((s) => s.url),
+        }))
       );
+      admission.pending = parsePlan(
+        dbDir,
+        await this.#onShardZero((c) => readRemotePlan(c)),
+      );
+      const pendingTo = admission.pending?.to;
+      if (pendingTo !== undefined && sameLayout(pendingTo, this.#parts.strategy.describe())) {
+        this.#parts.useStrategy(strategyFromDescriptor(map.strategy));
+      }
       checkLayout(dbDir, map, this.#parts.strategy);
       tables.load(map);
       if (admission.isClosed) throw admission.closedError();
-      this.#batchRecovery = await recoverBatches(
-        this.#parts.strategy.getAllShardIds(),
-        (shardId, fn) => {
-          const pool = this.#parts.getPool(shardId);
-          return pool.withConnection(fn).catch((error) => {
-            throw remote.failure(shardId, error) ??
-              new ShardOperationError(shardId, pool.path, error);
-          });
-        },
-        remoteOwnerIsLive,
-      );
+      // A crashed reshard's span: the servers it recorded (it resumes over them).
+      if (admission.pending === null) await this.#recoverRemote(remote, remoteOwnerIsLive);
     } catch (error) {
       await pools.discard();
       throw error;
     }
     admission.markOpen();
+  }
+
+  /** Completes the batches of shards on servers that `ownerIsLive` says are abandoned. */
+  async #recoverRemote(remote: RemoteShards, ownerIsLive: (owner: string) => boolean) {
+    this.#batchRecovery = await recoverBatches(
+      this.#parts.strategy.getAllShardIds(),
+      (shardId, fn) => {
+        const pool = this.#parts.getPool(shardId);
+        return pool.withConnection(fn).catch((error) => {
+          throw remote.failure(shardId, error) ??
+            new ShardOperationError(shardId, pool.path, error);
+        });
+      },
+      ownerIsLive,
+    );
   }
 
   /** Runs `fn` on shard 0 (where the map of shards on servers lives). */
@@ -194,6 +219,18 @@ export class ShardDirectory {
     if (current !== null && epochOf(map) <= epochOf(current)) {
       tables.replace(map);
       return;
+    }
+    // Servers this client was not given (another client grew the layout): reached as
+    // shard 0 is, with its token.
+    const remote = this.#parts.remote;
+    if (remote !== null && map.servers !== undefined && map.servers.length > remote.count) {
+      const own = remote.servers;
+      const first = own[0] as RemoteShard;
+      await remote.setServers(
+        map.servers.map((url, shardId) =>
+          own[shardId] ?? { shardId, url, replicas: [], driver: first.driver }
+        ),
+      );
     }
     this.#parts.useStrategy(strategyFromDescriptor(map.strategy));
     tables.replace(map);
@@ -225,8 +262,15 @@ export class ShardDirectory {
     this.#hold = null;
   }
 
-  /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
+  /**
+   * Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). For
+   * shards on servers (called by a reshard, once every shard is fenced, so that no batch
+   * can still be in flight): every batch found.
+   */
   async recoverBatches(): Promise<void> {
+    if (this.#parts.remote !== null) {
+      return await this.#recoverRemote(this.#parts.remote, () => false);
+    }
     const { dbDir, admission } = this.#parts;
     const limit = Math.max(this.#parts.strategy.numShards, admission.pending?.span ?? 0);
     const existing: number[] = [];
@@ -296,9 +340,15 @@ function readReshardPlan(dbDir: string): ReshardPlan | null {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  const plan = JSON.parse(text) as ReshardPlan;
+  return parsePlan(dbDir, JSON.parse(text));
+}
+
+/** A plan as read (from the plan file or shard 0), checked; null when there is none. */
+function parsePlan(where: string, value: unknown): ReshardPlan | null {
+  if (value === undefined) return null;
+  const plan = value as ReshardPlan;
   if (plan?.format !== 1) {
-    throw new ReshardError(dbDir, `${RESHARD_PLAN_FILE} has an unknown format`);
+    throw new ReshardError(where, `the reshard plan has an unknown format`);
   }
   return plan;
 }

@@ -36,10 +36,10 @@ interface Replica {
 
 /** The run-time side of `ShardManagerOptions.shards`. */
 export class RemoteShards {
-  readonly #shards: readonly RemoteShard[];
+  #shards: readonly RemoteShard[];
   readonly #poolOptions: PoolOptions;
-  readonly #replicas: Replica[][];
-  readonly #next: number[];
+  #replicas: Replica[][];
+  #next: number[];
   // Shards whose reserved table is known to exist (the epoch check reads it).
   readonly #metaReady = new Set<number>();
 
@@ -54,6 +54,28 @@ export class RemoteShards {
   /** How many shards are listed. */
   get count(): number {
     return this.#shards.length;
+  }
+
+  /** The servers, in shard-id order. */
+  get servers(): readonly RemoteShard[] {
+    return this.#shards;
+  }
+
+  /**
+   * Routes by another list of servers (a reshard's span, then its new layout). Replicas
+   * of a shard whose primary stays the same keep their pools; the others are closed.
+   */
+  async setServers(shards: readonly RemoteShard[]): Promise<void> {
+    const replicas = shards.map((shard, i) =>
+      this.#shards[i]?.url === shard.url
+        ? this.#replicas[i] ?? []
+        : shard.replicas.map((url) => ({ url, pool: null, failedAt: 0 }))
+    );
+    const dropped = this.#replicas.flat().filter((r) => !replicas.flat().includes(r));
+    this.#shards = shards;
+    this.#replicas = replicas;
+    this.#next = shards.map(() => 0);
+    await Promise.all(dropped.map((r) => r.pool?.closeAll()));
   }
 
   /** Where shard `shardId`'s pool connects, and with which driver. */

@@ -126,3 +126,37 @@ export async function writeShardEpoch(conn: PooledConnection, state: ShardEpoch)
   await conn.exec(CREATE_META_TABLE);
   await conn.run(WRITE_EPOCH, [`${state.epoch}${state.resharding ? "+" : ""}`]);
 }
+
+const READ_PLAN = `SELECT value FROM ${META_TABLE} WHERE key = 'reshard'`;
+
+/** The unfinished reshard plan recorded on shard 0 (`reshard` row), if any. */
+export async function readRemotePlan(conn: PooledConnection): Promise<unknown | undefined> {
+  let row;
+  try {
+    row = await conn.get(READ_PLAN);
+  } catch (error) {
+    if (isMissingTable(error)) return undefined;
+    throw error;
+  }
+  return row === undefined ? undefined : JSON.parse(String(row["value"]));
+}
+
+/** Records (or, given null, removes) the reshard plan on shard 0. */
+export async function writeRemotePlan(conn: PooledConnection, plan: unknown | null): Promise<void> {
+  await conn.exec(CREATE_META_TABLE);
+  if (plan === null) {
+    await conn.run(`DELETE FROM ${META_TABLE} WHERE key = 'reshard'`);
+    return;
+  }
+  await conn.run(
+    `INSERT INTO ${META_TABLE} (key, value) VALUES ('reshard', ?) ` +
+      `ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [JSON.stringify(plan)],
+  );
+}
+
+/** Writes `map` on shard 0 (inside the caller's transaction). */
+export async function writeRemoteMap(conn: PooledConnection, map: ShardMap): Promise<void> {
+  await conn.exec(CREATE_META_TABLE);
+  await conn.run(WRITE_MAP, [JSON.stringify(map)]);
+}

@@ -29,6 +29,7 @@ import { packInsert } from "../sql/dml.ts";
 import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
 import type { Row, SqlValue } from "../types.ts";
 import { keyFormOf, type ShardMap } from "./shard_map.ts";
+import type { ShardLocationInput } from "./locations.ts";
 import { keyColumnFromEntry } from "./key_schema.ts";
 import { describeVersionSpread, readMigrationHistory, seedMigrationHistory } from "./migrations.ts";
 
@@ -58,6 +59,13 @@ export interface ReshardOptions {
   batchSize?: number;
   /** Stops between batches; the plan stays resumable. */
   signal?: AbortSignal;
+  /**
+   * Shards on servers: the servers of the layout being reached, in shard-id order, as in
+   * `ShardManagerOptions.shards`. Its first entries are the current servers; growing adds
+   * servers (each empty of tables), shrinking lists fewer (the others are left empty).
+   * Needed to grow; when absent, the current servers are kept.
+   */
+  shards?: readonly ShardLocationInput[];
 }
 
 /** What a reshard did. */
@@ -116,6 +124,11 @@ export interface ReshardPlan {
   conflicts?: PlacementConflict[];
   /** Repair: rows whose key cannot be routed at all (NULL, fractional ...), left in place. */
   unroutable?: UnroutableRow[];
+  /**
+   * Shards on servers: every server of the span, in shard-id order (URLs, no tokens), so
+   * that a resumed run reaches the same ones.
+   */
+  servers?: string[];
 }
 
 /** A misplaced row a repair could not move: its shard already holds a row that collides. */
@@ -157,11 +170,11 @@ export interface ReshardContext {
   /** A pool for any shard id in the span. */
   pool(shardId: number): ConnectionPool;
   /** Writes the plan atomically. */
-  writePlan(plan: ReshardPlan): void;
+  writePlan(plan: ReshardPlan): void | Promise<void>;
   /** Removes the plan file. */
-  deletePlan(): void;
+  deletePlan(): void | Promise<void>;
   /** Writes the new map atomically (the commit point). */
-  commitMap(map: ShardMap): void;
+  commitMap(map: ShardMap): void | Promise<void>;
   /** Closes and deletes the files of a shard that no longer exists. */
   removeShard(shardId: number): Promise<string[]>;
 }
@@ -337,7 +350,7 @@ export async function runReshard(
   if (plan.state === "moving") {
     await preflight(context, plan, fromCount);
     // Durable before the first file is created or row moved.
-    context.writePlan(plan);
+    await context.writePlan(plan);
     await copySchema(context, plan.span);
     for (let shard = 0; shard < plan.span; shard++) {
       await context.pool(shard).withConnection((c) =>
@@ -463,7 +476,7 @@ export async function runReshard(
           scannedAll += rows.length;
           movedAll += movedHere;
           plan.progress = { table: t, shard: source, lastRowid: last };
-          context.writePlan(plan);
+          await context.writePlan(plan);
           options.onProgress?.({
             table,
             shardId: source,
@@ -473,20 +486,20 @@ export async function runReshard(
           });
         }
         plan.progress = { table: t, shard: source + 1, lastRowid: null };
-        context.writePlan(plan);
+        await context.writePlan(plan);
       }
       plan.progress = { table: t + 1, shard: 0, lastRowid: null };
-      context.writePlan(plan);
+      await context.writePlan(plan);
     }
     // The commit point: from here the directory's layout is the new one.
-    context.commitMap({
+    await context.commitMap({
       ...context.map,
       numShards: target.numShards,
       strategy: target.describe(),
       keyForm: plan.toKeyForm ?? 1,
     });
     plan.state = "committed";
-    context.writePlan(plan);
+    await context.writePlan(plan);
   }
   for (let shard = 0; shard < target.numShards; shard++) {
     await context.pool(shard).withConnection((c) => c.exec(`DROP TABLE IF EXISTS ${MARKERS}`));
@@ -495,7 +508,7 @@ export async function runReshard(
   for (let shard = target.numShards; shard < plan.span; shard++) {
     removedFiles.push(...await context.removeShard(shard));
   }
-  context.deletePlan();
+  await context.deletePlan();
   const tables = structuredClone(plan.counts);
   for (const table of plan.tables) tables[table] ??= { scanned: 0, moved: 0 };
   return {

@@ -59,6 +59,11 @@ export interface ShardMap {
    * a reshard is refused rather than writing under the old layout. Absent: 1.
    */
   epoch?: number;
+  /**
+   * Shards on servers: each shard's server (URL, no token), in shard-id order, so that a
+   * client whose list is shorter (another client grew the layout) can reach the new ones.
+   */
+  servers?: string[];
 }
 
 /** The key form a map routes by. */
@@ -116,6 +121,9 @@ export function parseShardMap(text: string, where: string, source: string): Shar
     tables: typeof map.tables === "object" && map.tables !== null ? map.tables : {},
     ...(map.keyForm === undefined ? {} : { keyForm: map.keyForm }),
     ...(map.epoch === undefined ? {} : { epoch: checkEpochValue(map.epoch, where, source) }),
+    ...(Array.isArray(map.servers) && map.servers.every((u) => typeof u === "string")
+      ? { servers: map.servers }
+      : {}),
   };
 }
 
