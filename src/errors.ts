@@ -359,9 +359,19 @@ export class ShardUnavailableError extends ShardOperationError {
   constructor(shardId: number, url: string, cause: unknown) {
     super(shardId, url, cause);
     const reason = cause instanceof Error ? cause.message : String(cause);
-    this.message = `shard ${shardId} (${url}) is unavailable: ${reason}. Calls on the other ` +
-      `shards carry on; this one is retried on its next use (check that the server runs and ` +
-      `is reachable from here).`;
+    let root: unknown = cause;
+    while (root instanceof Error && root.cause !== undefined) root = root.cause;
+    const why = root instanceof Error ? root.message : String(root);
+    const hint = /auth|jwt|unauthori[sz]ed|forbidden|\b40[13]\b/i.test(why)
+      ? "the server refused the credentials: check this shard's authToken"
+      : /\b(404|400|405)\b|speaks hrana|unexpected (server )?response|invalid status/i.test(why)
+      ? "something answers at that address, but not as a libSQL server (sqld 0.22 or later): " +
+        "check the URL"
+      : "check that the server runs and is reachable from here";
+    this.message = `shard ${shardId} (${url}) is unavailable: ${reason}` +
+      (why !== reason && !reason.includes(why) ? ` (${why})` : "") +
+      `. Calls on the other shards carry on; this one is tried again on its next use ` +
+      `(${hint}).`;
     this.url = url;
   }
 }

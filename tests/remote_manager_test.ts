@@ -17,7 +17,7 @@ import {
 import { REMOTE_BATCH_AGE_MS, setRemoteBatchAgeForTests } from "../src/api/directory.ts";
 import { kids, roles, setParent, setUpTrap } from "./batch_trap.ts";
 import { tempDir } from "./helpers.ts";
-import { type SqldServer, startSqld } from "./sqld.ts";
+import { jwtKeys, type SqldServer, startSqld } from "./sqld.ts";
 
 /** `n` servers, stopped at scope exit. */
 async function servers(n: number): Promise<SqldServer[] & AsyncDisposable> {
@@ -490,4 +490,103 @@ Deno.test("remote: insertMany is all or nothing across servers; a batch cut past
   } finally {
     setRemoteBatchAgeForTests(REMOTE_BATCH_AGE_MS);
   }
+});
+
+Deno.test("remote: a token the server refuses, and a server that is not sqld, fail the first call with typed errors naming the shard and URL", async () => {
+  const keys = await jwtKeys();
+  const otherKeys = await jwtKeys();
+  await using secured = await startSqld({ auth: keys });
+  await using open = await startSqld();
+  const good = await keys.token();
+  await using ok = new ShardManager({
+    shards: [{ url: open.url }, { url: secured.url, authToken: good }],
+    pool: quiet,
+  });
+  await ok.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  await ok.insertMany("t", Array.from({ length: 20 }, (_, i) => ({ id: i })));
+  assert.equal(await ok.count("t"), 20);
+  for (const authToken of [await otherKeys.token(), undefined]) {
+    await using refused = new ShardManager({
+      shards: [open.url, authToken === undefined ? secured.url : { url: secured.url, authToken }],
+      pool: { ...quiet, timeoutMs: 2_000 },
+    });
+    const error = await refused.count("t").catch((e) => e);
+    assert.ok(error instanceof ShardUnavailableError, String(error));
+    assert.equal(error.shardId, 1);
+    assert.equal(error.url, secured.url);
+    assert.match(error.message, /authToken/);
+  }
+  // An HTTP server that is not sqld.
+  await using notSqld = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("not here", { status: 404 }),
+  );
+  const port = notSqld.addr.port;
+  for (const url of [`ws://127.0.0.1:${port}`, `http://127.0.0.1:${port}`]) {
+    await using wrong = new ShardManager({ shards: [url], pool: { ...quiet, timeoutMs: 2_000 } });
+    const error = await wrong.ready().catch((e) => e);
+    assert.ok(error instanceof ShardUnavailableError, `${url}: ${error}`);
+    assert.equal(error.shardId, 0);
+    assert.equal(error.url, url);
+    assert.match(error.message, /not as a libSQL server/);
+  }
+});
+
+Deno.test("remote: a server that stops answering fails its calls with ShardUnavailableError within timeoutMs; others answer", async () => {
+  await using sqld = await servers(2);
+  await using m = new ShardManager({
+    shards: sqld.map((s) => s.url),
+    pool: { ...quiet, timeoutMs: 400 },
+  });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  await m.insertMany("t", Array.from({ length: 20 }, (_, i) => ({ id: i })));
+  const on = (shard: number) =>
+    Array.from({ length: 20 }, (_, i) => i).find((id) => m.getShardId(id, "t") === shard) as number;
+  await (sqld[1] as SqldServer).pause();
+  try {
+    const started = performance.now();
+    const error = await m.select("t", { key: on(1) }).catch((e) => e);
+    const waited = performance.now() - started;
+    assert.ok(error instanceof ShardUnavailableError, String(error));
+    assert.equal(error.shardId, 1);
+    assert.ok(waited < 400 + 600, `waited ${waited} ms`);
+    assert.deepStrictEqual(await m.select("t", { key: on(0) }), [{ id: on(0) }]);
+  } finally {
+    (sqld[1] as SqldServer).resume();
+  }
+  assert.deepStrictEqual(await m.select("t", { key: on(1) }), [{ id: on(1) }]);
+});
+
+Deno.test("remote: SIGKILL of a server under load loses no acknowledged row", async () => {
+  await using sqld = await servers(3);
+  await using m = new ShardManager({
+    shards: sqld.map((s) => s.url),
+    pool: { ...quiet, timeoutMs: 2_000, maxConnections: 4 },
+  });
+  await m.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  const acknowledged: number[] = [];
+  let next = 0;
+  let killed = false;
+  const writer = async () => {
+    while (next < 600) {
+      const id = next++;
+      if (id === 200 && !killed) {
+        killed = true;
+        await (sqld[1] as SqldServer).kill();
+      }
+      try {
+        await m.insert("t", { id, v: `v${id}` });
+        acknowledged.push(id);
+      } catch (error) {
+        assert.ok(error instanceof ShardUnavailableError, String(error));
+        assert.equal(error.shardId, 1);
+      }
+    }
+  };
+  await Promise.all([writer(), writer(), writer(), writer()]);
+  await (sqld[1] as SqldServer).restart();
+  const stored = new Set((await m.select("t", { columns: ["id"] })).map((r) => r.id));
+  for (const id of acknowledged) assert.ok(stored.has(id), `acknowledged row ${id} is there`);
+  assert.ok(acknowledged.length > 300, `${acknowledged.length} acknowledged`);
+  assert.ok(acknowledged.length < 600, "the down shard refused some writes");
 });
