@@ -8,7 +8,8 @@
  *   the same rows into one server (over HTTP: sqld resets a WebSocket sent 100k statements
  *   in one message);
  * - a cross-shard `count` and `aggregate` over the 4 servers vs the slowest of the four
- *   servers' own answers to the same per-shard query, sent at once.
+ *   servers' own answers to the same per-shard query, sent at once;
+ * - how long a replica takes to show a row its primary acknowledged.
  *
  *   npx --yes deno@2.9.6 run --allow-read --allow-write --allow-run --allow-net=127.0.0.1 \
  *     bench/remote_ratios.ts
@@ -148,6 +149,32 @@ try {
   }
   for (const c of clients) c.close();
   await manager.shutdown();
+
+  // --- replica lag ------------------------------------------------------------------------
+  // A row written on the primary, then read from its replica until it is there.
+  const primary = await startSqld({ grpc: true });
+  const replica = await startSqld({ replicaOf: primary });
+  servers.push(primary, replica);
+  const replicated = new ShardManager({
+    shards: [{ url: primary.url, replicas: [replica.url] }],
+    pool: { onEvent: () => {} },
+  });
+  await replicated.createTable("lag", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  const lags: number[] = [];
+  for (let id = 1; id <= 60; id++) {
+    await replicated.insert("lag", { id });
+    const t = performance.now();
+    while ((await replicated.select("lag", { key: id, readFrom: "replica" })).length === 0) {
+      if (performance.now() - t > 5_000) throw new Error("the replica did not catch up in 5 s");
+    }
+    lags.push(performance.now() - t);
+  }
+  lags.sort((a, b) => a - b);
+  console.log(
+    `replica lag (insert on the primary acknowledged -> visible on the replica), 60 writes: ` +
+      `median ${lags[30]?.toFixed(2)} ms, max ${lags[59]?.toFixed(2)} ms`,
+  );
+  await replicated.shutdown();
 } finally {
   await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
 }

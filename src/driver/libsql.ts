@@ -57,6 +57,7 @@ import type {
   PositionalRows,
 } from "./driver.ts";
 import { nativeDriver } from "./native.ts";
+import { openPaddedWs } from "./libsql_socket.ts";
 
 /** Options of {@link createLibsqlDriver}. */
 export interface LibsqlDriverOptions {
@@ -241,7 +242,7 @@ const EMPTY_SQL = /^(?:\s|;|--[^\n]*(?:\n|$)|\/\*[\s\S]*?(?:\*\/|$))*$/;
 function openClient(target: Target): hrana.Client {
   // Protocol 3: get_autocommit, which keeps inTransaction exact.
   const client = target.transport === "ws"
-    ? hrana.openWs(target.url, target.authToken, 3)
+    ? openPaddedWs(target.url, target.authToken)
     : hrana.openHttp(target.url, target.authToken, undefined, undefined, 3);
   client.intMode = "bigint";
   return client;
