@@ -123,6 +123,9 @@ class ManagerSource implements ShardSource {
   readonly maxConcurrentShards: number;
   readonly checkText: ((text: string) => string | undefined) | undefined;
   readonly #remote: RemoteSide | undefined;
+  get remote(): boolean {
+    return this.#remote !== undefined;
+  }
   guardWrite: ShardSource["guardWrite"] = (conn, shardId) => {
     const remote = this.#remote as RemoteSide;
     return remote.remote.checkEpoch(conn, shardId, remote.epoch(), remote.reload);

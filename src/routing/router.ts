@@ -117,6 +117,11 @@ export interface ShardSource {
    */
   readonly checkText?: ((text: string) => string | undefined) | undefined;
   /**
+   * True when the shards are on servers: their queries then run at once, each on its
+   * server (an ordered merge opens every shard's query together).
+   */
+  readonly remote?: boolean | undefined;
+  /**
    * Shards on servers: the check every write makes first, inside its transaction on the
    * shard (the layout epoch). It throws to refuse the write. Absent: nothing to check.
    */
@@ -906,12 +911,18 @@ export class Router {
           this.#source.leave();
           return Promise.resolve(rows);
         }
-        return rows.then((found) => {
+        const done = (found: Row[]) => {
           this.#source.leave();
           return found;
-        }, (error: unknown) => {
+        };
+        const failed = (error: unknown) => {
           this.#source.leave();
           throw this.#shardError(shardId, pool, error);
+        };
+        return rows.then(done, (error: unknown) => {
+          // A read its server's connection cut: sent once more.
+          if (!isRetryable(this.#shardError(shardId, pool, error))) return failed(error);
+          return Promise.resolve().then(() => pool.allOnce(sql, [key])).then(done, failed);
         });
       }
     }
@@ -991,6 +1002,7 @@ export class Router {
         fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
         signal,
         split,
+        concurrent: this.#source.remote === true,
       },
     ];
   }
@@ -1289,6 +1301,7 @@ export class Router {
           pageSize: SELECT_PAGE_SIZE,
           fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
           signal,
+          concurrent: this.#source.remote === true,
         },
       );
       const groups: Row[] = [];
