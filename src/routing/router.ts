@@ -5,13 +5,10 @@
  * @module
  */
 
-import PQueue from "npm:p-queue@10.0.0";
 import {
   ConnectionBrokenError,
   InvalidQueryError,
   InvalidShardKeyError,
-  ShardliteError,
-  ShardOperationError,
   ShardUnavailableError,
   TableNotFoundError,
 } from "../errors.ts";
@@ -20,15 +17,9 @@ import { isPromise } from "../driver/driver.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { describeKey, type ShardKey } from "./keys.ts";
-import {
-  type KeyColumn,
-  type KeyForm,
-  routingKey,
-  sameStoredKey,
-  storedKey,
-} from "./key_column.ts";
+import { routingKey, sameStoredKey, storedKey } from "./key_column.ts";
 import { admit } from "./admission.ts";
-import { type AbortOption, raceAbort, signalOf } from "./abort.ts";
+import { type AbortOption, signalOf } from "./abort.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
@@ -40,7 +31,9 @@ import {
   streamShards,
 } from "./stream.ts";
 import { needsSort, rowidCuts } from "./split.ts";
-import { checkReadFrom, type ReadFrom, type ReadFromOption } from "./read_from.ts";
+import { isRetryable, ShardCalls } from "./shard_calls.ts";
+import type { ShardSource } from "./source.ts";
+import { checkReadFrom, type ReadFromOption } from "./read_from.ts";
 
 /** Rows a cross-shard select reads from a shard at a time. */
 const SELECT_PAGE_SIZE = 2_000;
@@ -81,70 +74,7 @@ import type {
   UpsertOptions,
 } from "./write_options.ts";
 
-/** What a router needs from the layer that owns the shards (a `ShardManager`). */
-export interface ShardSource {
-  /** Resolves when the shard map is loaded; rejects when the source is closed. */
-  ready(): Promise<void>;
-  /** True once `ready()` has resolved, no reshard runs and the source is open. */
-  readonly isReady: boolean;
-  /** An operation starts (only while `isReady`); a reshard waits for all to leave. */
-  enter(): void;
-  /** An operation ends. */
-  leave(): void;
-  /** The pool of shard `shardId`. */
-  getPool(shardId: number): ConnectionPool;
-  /** The shard-key column recorded for `table`, if any. */
-  getShardKeyColumn(table: string): string | undefined;
-  /**
-   * The shard-key column of `table` with its type (see `key_column.ts`), so keys are
-   * routed by the value SQLite stores. Without it, keys route by their JavaScript type.
-   */
-  getKeyColumn?(table: string): KeyColumn | undefined;
-  /** Whether `table` is recorded (sharded or not). Lets errors say a table is missing. */
-  hasTable?(table: string): boolean;
-  /** How keys are hashed (see `KeyForm`); 1 when absent, the form of older directories. */
-  readonly keyForm?: KeyForm;
-  /**
-   * Under shared access, who this user is: its cross-shard batches carry it, so that a
-   * recovery run by another process leaves the batches of a live user alone.
-   */
-  readonly batchOwner?: string | undefined;
-  /** How many shards run concurrently in a cross-shard operation. */
-  readonly maxConcurrentShards: number;
-  /**
-   * The driver's rule for text (`Driver.checkText`): values it refuses are refused before
-   * any shard is written. Absent: only the rules that hold for every driver apply.
-   */
-  readonly checkText?: ((text: string) => string | undefined) | undefined;
-  /**
-   * True when the shards are on servers: their queries then run at once, each on its
-   * server (an ordered merge opens every shard's query together).
-   */
-  readonly remote?: boolean | undefined;
-  /**
-   * Shards on servers: the check every write makes first, inside its transaction on the
-   * shard (the layout epoch). It throws to refuse the write. Absent: nothing to check.
-   */
-  readonly guardWrite?: ((conn: PooledConnection, shardId: number) => Promise<void>) | undefined;
-  /**
-   * Shards on servers: what a shard's failure is reported as (`ShardUnavailableError`
-   * when its server is unreachable), or undefined to report it as usual.
-   */
-  readonly shardFailure?: ((shardId: number, error: unknown) => Error | undefined) | undefined;
-  /**
-   * Shards on servers: when `table` is not in the loaded map, reads the map again (another
-   * client may have created it) and resolves once done (never rejects); undefined when the
-   * table is known or there is nothing to reload.
-   */
-  readonly refreshTable?: ((table: string) => Promise<void> | undefined) | undefined;
-  /**
-   * Shards on servers: a replica's pool to read shard `shardId` from (`readFrom:
-   * "replica"`), with a callback marking it failed; undefined when there is none.
-   */
-  readonly replicaPool?:
-    | ((shardId: number) => { pool: ConnectionPool; failed: () => void } | undefined)
-    | undefined;
-}
+export type { ShardSource } from "./source.ts";
 
 /** Options of a routed read, update or delete. */
 export interface RouteOptions {
@@ -225,8 +155,8 @@ export interface QueryAllOptions extends AbortOption, ReadFromOption {
  */
 export class Router {
   readonly #source: ShardSource;
+  readonly #calls: ShardCalls;
   #strategy: ShardingStrategy;
-  readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
   /** Whether a cross-shard select's SQL makes SQLite sort its whole result, by SQL text. */
@@ -239,8 +169,7 @@ export class Router {
     this.#source = source;
     this.#strategy = strategy;
     this.#checkText = source.checkText;
-    // p-queue bounds how many shards one process works on at once.
-    this.#queue = new PQueue({ concurrency: source.maxConcurrentShards });
+    this.#calls = new ShardCalls(source);
   }
 
   /** The strategy that maps keys to shards. */
@@ -279,148 +208,6 @@ export class Router {
   /** The stored form of `key` in `table`'s shard-key column (the key as is without one). */
   #stored(table: string, key: unknown): ShardKey {
     return storedKey(key, this.#source.getKeyColumn?.(table), this.#checkText);
-  }
-
-  /**
-   * Admits a call (see `admission.ts`); while it waits (the directory opening, a reshard)
-   * `signal` can end the wait. Undefined when admitted at once (no await on the hot path).
-   */
-  #enter(signal: AbortSignal | undefined, table?: string): Promise<void> | undefined {
-    let admitted = admit(this.#source);
-    const refresh = this.#source.refreshTable;
-    if (table !== undefined && refresh !== undefined) {
-      // A table another client created: its map entry is read before the call routes.
-      admitted = admitted === undefined
-        ? refresh.call(this.#source, table)
-        : admitted.then(() => refresh.call(this.#source, table));
-    }
-    if (admitted === undefined || signal === undefined) return admitted;
-    return raceAbort(admitted, signal, (late) => {
-      late.then(() => this.#source.leave(), () => {});
-    });
-  }
-
-  #onShard<T>(
-    shardId: number,
-    fn: (conn: PooledConnection) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    let pool: ConnectionPool;
-    try {
-      pool = this.#source.getPool(shardId);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    // The lease keeps the signal: its waits end, and its statements refuse, on abort.
-    const leased = signal === undefined ? undefined : { signal };
-    return pool.withConnection(fn, leased).catch((error: unknown) => {
-      throw this.#shardError(shardId, pool, error);
-    });
-  }
-
-  /**
-   * {@link #onShard} for a write: on shards on servers, inside a transaction whose first
-   * statement checks the layout epoch (`ShardSource.guardWrite`), so a client that missed
-   * a reshard is refused before it writes.
-   */
-  #onShardWrite<T>(
-    shardId: number,
-    fn: (conn: PooledConnection) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    const guard = this.#source.guardWrite;
-    if (guard === undefined) return this.#onShard(shardId, fn, signal);
-    return this.#onShard(shardId, (conn) =>
-      conn.transaction(async (tx) => {
-        await guard.call(this.#source, tx, shardId);
-        return await fn(tx);
-      }), signal);
-  }
-
-  /**
-   * {@link #onShard} for a read: from a replica when asked and one answers (else the
-   * primary); on shards on servers, a read cut by a broken connection is tried once more.
-   */
-  async #onShardRead<T>(
-    shardId: number,
-    fn: (conn: PooledConnection) => Promise<T>,
-    signal: AbortSignal | undefined,
-    readFrom: ReadFrom,
-  ): Promise<T> {
-    if (readFrom === "replica") {
-      const replica = this.#source.replicaPool?.(shardId);
-      if (replica !== undefined) {
-        const leased = signal === undefined ? undefined : { signal };
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            return await replica.pool.withConnection(fn, leased);
-          } catch (error) {
-            const failure = this.#source.shardFailure?.(shardId, error);
-            if (failure === undefined) throw this.#shardError(shardId, replica.pool, error);
-            // A cut connection is tried once more; a replica that does not answer is left
-            // alone for a while, and the primary answers instead.
-            if (attempt === 0 && isRetryable(failure) && signal?.aborted !== true) continue;
-            replica.failed();
-            break;
-          }
-        }
-      }
-    }
-    try {
-      return await this.#onShard(shardId, fn, signal);
-    } catch (error) {
-      if (!isRetryable(error) || signal?.aborted) throw error;
-      return await this.#onShard(shardId, fn, signal);
-    }
-  }
-
-  /** The pool a stream reads shard `shardId` from (a replica's when asked and one is up). */
-  #readPool(shardId: number, readFrom: ReadFrom): ConnectionPool {
-    if (readFrom === "replica") {
-      const replica = this.#source.replicaPool?.(shardId);
-      if (replica !== undefined) return replica.pool;
-    }
-    return this.#source.getPool(shardId);
-  }
-
-  /** What a shard's failure is reported as (the caller's own errors pass through). */
-  #shardError(shardId: number, pool: ConnectionPool, error: unknown): unknown {
-    const failure = this.#source.shardFailure?.(shardId, error);
-    if (failure !== undefined) return failure;
-    if (error instanceof ShardOperationError) return error;
-    // The caller's own errors (and bad input) pass through; the shard's are wrapped.
-    if (!(error instanceof ShardliteError) || !("path" in error)) return error;
-    const missing = /no such table: (?:main\.)?([A-Za-z_][A-Za-z0-9_]*)/.exec(String(error));
-    // A table the map does not know is the caller's mistake; a known one missing is damage.
-    if (missing !== null && this.#source.hasTable?.(missing[1] as string) === false) {
-      return new TableNotFoundError(missing[1] as string, shardId, { cause: error });
-    }
-    return new ShardOperationError(shardId, pool.path, error);
-  }
-
-  /** Runs `fn` on every listed shard concurrently; any failure fails the whole call. */
-  async #onShards<T>(
-    shardIds: readonly number[],
-    fn: (conn: PooledConnection, shardId: number) => Promise<T>,
-    signal?: AbortSignal,
-    readFrom?: ReadFrom,
-  ): Promise<T[]> {
-    const queued = signal === undefined ? undefined : { signal };
-    const one = (id: number) =>
-      readFrom === undefined
-        ? this.#onShard(id, (conn) => fn(conn, id), signal)
-        : this.#onShardRead(id, (conn) => fn(conn, id), signal, readFrom);
-    // Every shard settles before the call does: an abort returns every lease first.
-    const settled = await Promise.allSettled(
-      shardIds.map((id) => this.#queue.add(() => one(id), queued)),
-    );
-    const results: T[] = [];
-    for (const outcome of settled) {
-      // No partial result is returned as if complete: the first failing shard is raised.
-      if (outcome.status === "rejected") throw outcome.reason;
-      results.push(outcome.value as T);
-    }
-    return results;
   }
 
   #allShards(): number[] {
@@ -545,7 +332,7 @@ export class Router {
     if (
       error instanceof InvalidShardKeyError && this.#source.getShardKeyColumn(table) === undefined
     ) {
-      const found = await this.#onShard(0, (c) =>
+      const found = await this.#calls.onShard(0, (c) =>
         c.get(
           "SELECT 1 AS found FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
           [table],
@@ -586,7 +373,7 @@ export class Router {
     options: InsertRouteOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -609,9 +396,13 @@ export class Router {
       const shardId = this.#shardOf(routed.key);
       const { sql, params } = this.#insertStatement(table, routed.row);
       if (returning === undefined) {
-        return await this.#onShardWrite(shardId, (c) => c.run(sql, params), signal);
+        return await this.#calls.onShardWrite(shardId, (c) => c.run(sql, params), signal);
       }
-      return await this.#onShardWrite(shardId, (c) => c.all(sql + returning.sql, params), signal)
+      return await this.#calls.onShardWrite(
+        shardId,
+        (c) => c.all(sql + returning.sql, params),
+        signal,
+      )
         .catch((error: unknown) => {
           throw returningError(error, table, returning) ?? error;
         });
@@ -649,7 +440,7 @@ export class Router {
     options: UpsertOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -678,7 +469,7 @@ export class Router {
         ? undefined
         : resolveUpsert(table, columns, options, undefined, shardKey);
       try {
-        return await this.#onShardWrite(shardId, async (conn) => {
+        return await this.#calls.onShardWrite(shardId, async (conn) => {
           conflict ??= resolveUpsert(
             table,
             columns,
@@ -741,7 +532,7 @@ export class Router {
     options: Omit<InsertManyOptions, "keys"> = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -764,7 +555,7 @@ export class Router {
       let primaryKey: string[] | undefined;
       if (mode === "update" && options.conflict === undefined && rows.length > 0) {
         const first = this.#allShards()[0] as number;
-        primaryKey = await this.#onShard(
+        primaryKey = await this.#calls.onShard(
           first,
           (c) => this.#primaryKey(c, table, first),
           signal,
@@ -905,7 +696,7 @@ export class Router {
           rows = pool.allOnce(sql, [key]);
         } catch (error) {
           this.#source.leave();
-          return Promise.reject(this.#shardError(shardId, pool, error));
+          return Promise.reject(this.#calls.shardError(shardId, pool, error));
         }
         if (!isPromise(rows)) {
           this.#source.leave();
@@ -917,11 +708,11 @@ export class Router {
         };
         const failed = (error: unknown) => {
           this.#source.leave();
-          throw this.#shardError(shardId, pool, error);
+          throw this.#calls.shardError(shardId, pool, error);
         };
         return rows.then(done, (error: unknown) => {
           // A read its server's connection cut: sent once more.
-          if (!isRetryable(this.#shardError(shardId, pool, error))) return failed(error);
+          if (!isRetryable(this.#calls.shardError(shardId, pool, error))) return failed(error);
           return Promise.resolve().then(() => pool.allOnce(sql, [key])).then(done, failed);
         });
       }
@@ -947,7 +738,7 @@ export class Router {
     }
     const pageSize = checkPageSize(options.pageSize);
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const { shards, where } = this.#target(table, options);
@@ -990,7 +781,7 @@ export class Router {
         buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
     };
     return [
-      shards.map((shardId) => ({ shardId, pool: () => this.#readPool(shardId, readFrom) })),
+      shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
       {
         sql: statement.sql,
         params: statement.params,
@@ -999,7 +790,7 @@ export class Router {
         limit: options.limit === undefined ? Infinity : checkCount(options.limit, "limit"),
         hidden,
         pageSize,
-        fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+        fail: (shardId, pool, error) => this.#calls.shardError(shardId, pool, error),
         signal,
         split,
         concurrent: this.#source.remote === true,
@@ -1031,19 +822,19 @@ export class Router {
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const readFrom = checkReadFrom(options);
       const fast = this.#keyOnlySelect(table, options);
       if (fast !== undefined) {
         const { shardId, sql, key } = fast;
-        return await this.#onShardRead(shardId, (c) => c.all(sql, [key]), signal, readFrom);
+        return await this.#calls.onShardRead(shardId, (c) => c.all(sql, [key]), signal, readFrom);
       }
       const { shards, where } = this.#target(table, options);
       if (shards.length === 1) {
         const statement = buildSelect(table, { ...options, where }, this.#checkText);
-        return await this.#onShardRead(
+        return await this.#calls.onShardRead(
           shards[0] as number,
           (c) => c.all(statement.sql, statement.params),
           signal,
@@ -1120,7 +911,7 @@ export class Router {
     options: WriteRouteOptions = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "update");
@@ -1170,7 +961,7 @@ export class Router {
     };
     try {
       if (shards.length === 1) {
-        const changes = await this.#onShardWrite(
+        const changes = await this.#calls.onShardWrite(
           shards[0] as number,
           (c) => write(c, 0),
           signal,
@@ -1206,7 +997,7 @@ export class Router {
   routeDelete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "delete");
@@ -1239,14 +1030,14 @@ export class Router {
     options: ReadRouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
-      const partials = await this.#onShards(
+      const partials = await this.#calls.onShards(
         shards,
         async (c) => {
           return (await c.get(statement.sql, statement.params)) ?? {};
@@ -1276,7 +1067,7 @@ export class Router {
     options: ReadRouteOptions = {},
   ): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal, table);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
@@ -1288,7 +1079,7 @@ export class Router {
       // merge k-way, and equal keys combine a slice at a time.
       const readFrom = checkReadFrom(options);
       const sorted = await collectShards(
-        shards.map((shardId) => ({ shardId, pool: () => this.#readPool(shardId, readFrom) })),
+        shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
         {
           sql: `${statement.sql} ORDER BY ${
             columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")
@@ -1299,7 +1090,7 @@ export class Router {
           limit: Infinity,
           hidden: [],
           pageSize: SELECT_PAGE_SIZE,
-          fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+          fail: (shardId, pool, error) => this.#calls.shardError(shardId, pool, error),
           signal,
           concurrent: this.#source.remote === true,
         },
@@ -1324,7 +1115,7 @@ export class Router {
     options?: AbortOption & ReadFromOption,
   ): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
@@ -1332,9 +1123,9 @@ export class Router {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
       const readFrom = checkReadFrom(options);
       if (this.#source.guardWrite === undefined || READ_ONLY.test(sql)) {
-        return await this.#onShardRead(shardId, (c) => c.all(sql, params), signal, readFrom);
+        return await this.#calls.onShardRead(shardId, (c) => c.all(sql, params), signal, readFrom);
       }
-      return await this.#onShardWrite(shardId, (c) => c.all(sql, params), signal);
+      return await this.#calls.onShardWrite(shardId, (c) => c.all(sql, params), signal);
     } finally {
       this.#source.leave();
     }
@@ -1347,7 +1138,7 @@ export class Router {
    */
   async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
@@ -1384,7 +1175,7 @@ export class Router {
             "named parameters cannot be combined with limit; use positional parameters",
           );
         })();
-      const lists = await this.#onShards(
+      const lists = await this.#calls.onShards(
         this.#allShards(),
         (c) => c.all(perShard, bound),
         signal,
@@ -1410,19 +1201,21 @@ export class Router {
     options?: AbortOption,
   ): Promise<T> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShardWrite(shardId, (c) => c.transaction(fn), signal).catch((error) => {
-        // A transaction its server cut is lost, never retried: say so as such.
-        if (
-          error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError
-        ) {
-          throw error.cause;
-        }
-        throw error;
-      });
+      return await this.#calls.onShardWrite(shardId, (c) => c.transaction(fn), signal).catch(
+        (error) => {
+          // A transaction its server cut is lost, never retried: say so as such.
+          if (
+            error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError
+          ) {
+            throw error.cause;
+          }
+          throw error;
+        },
+      );
     } finally {
       this.#source.leave();
     }
@@ -1435,7 +1228,7 @@ export class Router {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
-      return await this.#onShards(this.#allShards(), fn);
+      return await this.#calls.onShards(this.#allShards(), fn);
     } finally {
       this.#source.leave();
     }
@@ -1444,11 +1237,6 @@ export class Router {
 
 /** A statement that only reads (`query` runs it without the write check). */
 const READ_ONLY = /^\s*(?:SELECT|VALUES|EXPLAIN)\b/i;
-
-/** A read its server's connection cut mid-way: it may be sent once more. */
-function isRetryable(error: unknown): boolean {
-  return error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError;
-}
 
 /** The `onConflict` of an insertMany, checked with the options it needs or excludes. */
 function checkConflictMode(
