@@ -454,6 +454,8 @@ export async function runReshard(
             );
             movedHere += copied.length;
             for (const row of copied) ids.push(row.__shardlite_rowid as number | bigint);
+            // Each copy ends with a COMMIT (an fsync): the loop gets a turn between them.
+            await slice.maybePause();
           }
           if (movedHere > 0) {
             await context.pool(source).withConnection((c) =>
@@ -469,6 +471,7 @@ export async function runReshard(
                 }
               })
             );
+            await slice.maybePause();
           }
           last = rowidText(rows[rows.length - 1]?.__shardlite_rowid);
           counts.scanned += rows.length;

@@ -775,11 +775,14 @@ export class Router {
     const statement = buildSelect(table, select, this.#checkText);
     const readFrom = checkReadFrom(options);
     // A shard that SQLite would sort whole runs as rowid ranges sorted one at a time.
-    const split: SplitPlan | undefined = terms.length === 0 ? undefined : {
-      cuts: (conn) => this.#sortCuts(conn, table, statement),
-      run: (from, to) =>
-        buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
-    };
+    // (Shards on servers sort there, off this thread: splitting would only add round trips.)
+    const split: SplitPlan | undefined = terms.length === 0 || this.#source.remote === true
+      ? undefined
+      : {
+        cuts: (conn) => this.#sortCuts(conn, table, statement),
+        run: (from, to) =>
+          buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
+      };
     return [
       shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
       {
@@ -1078,13 +1081,26 @@ export class Router {
       // Each shard sorts its groups by key (BINARY, as they merge here); the shards' pages
       // merge k-way, and equal keys combine a slice at a time.
       const readFrom = checkReadFrom(options);
+      const order = ` ORDER BY ${columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")}`;
+      const sortedSql = { sql: statement.sql + order, params: statement.params };
+      // A shard whose grouping SQLite would do in one step (a sort of every row) runs as
+      // rowid ranges grouped one at a time; their groups merge and combine as shards' do.
+      const split: SplitPlan | undefined = this.#source.remote === true ? undefined : {
+        cuts: (conn) => this.#sortCuts(conn, table, sortedSql),
+        run: (from, to) => {
+          const part = buildGroupedAggregate(table, columns, parsed, where, this.#checkText, {
+            from,
+            to,
+          });
+          return { sql: part.sql + order, params: part.params };
+        },
+      };
       const sorted = await collectShards(
         shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
         {
-          sql: `${statement.sql} ORDER BY ${
-            columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")
-          }`,
+          sql: sortedSql.sql,
           params: statement.params,
+          split,
           terms: columns.map((_, j) => ({ column: `g${j}`, direction: "asc" as const })),
           offset: 0,
           limit: Infinity,
