@@ -26,7 +26,7 @@ import {
   type ReshardReport,
   runReshard,
 } from "./reshard.ts";
-import { type ShardMap, writeJsonAtomic, writeShardMap } from "./shard_map.ts";
+import { type ShardMap, writeJsonAtomicAsync, writeShardMap } from "./shard_map.ts";
 import { prepareRemoteReshard, type RemoteReshard } from "./remote_reshard.ts";
 import { directoryUsers, liveSharedUsers } from "./directory_lock.ts";
 
@@ -194,8 +194,9 @@ async function runGated(
     }
     const fromCount = parts.strategy.numShards;
     const local: RemoteReshard["context"] = {
-      writePlan: (p) => writeJsonAtomic(`${dbDir}/${RESHARD_PLAN_FILE}`, p),
-      deletePlan: () => Deno.removeSync(`${dbDir}/${RESHARD_PLAN_FILE}`),
+      // Asynchronous file operations: the fsync after every batch stays off the event loop.
+      writePlan: (p) => writeJsonAtomicAsync(`${dbDir}/${RESHARD_PLAN_FILE}`, p),
+      deletePlan: () => Deno.remove(`${dbDir}/${RESHARD_PLAN_FILE}`),
       commitMap: (map) => {
         writeShardMap(dbDir, map);
         parts.tables.replace(map);

@@ -153,6 +153,28 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   Deno.renameSync(temporary, path);
 }
 
+/**
+ * {@link writeJsonAtomic} with asynchronous file operations: the writes and the fsync run
+ * off the event loop (a reshard writes its plan after every batch).
+ */
+export async function writeJsonAtomicAsync(path: string, value: unknown): Promise<void> {
+  const temporary = `${path}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await Deno.open(temporary, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: 0o600,
+  });
+  try {
+    const bytes = encoder.encode(JSON.stringify(value, null, 2) + "\n");
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(temporary, path);
+}
+
 /** Compares a requested layout with the persisted one; throws on mismatch. */
 export function checkLayout(dbDir: string, map: ShardMap, strategy: ShardingStrategy): void {
   if (map.numShards !== strategy.numShards) {
