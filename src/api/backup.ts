@@ -37,9 +37,10 @@ import {
   readShardMap,
   SHARD_MAP_FILE,
   type ShardMap,
-  writeJsonAtomic,
+  writeJsonAtomicAsync,
   writeShardMap,
 } from "./shard_map.ts";
+import { yieldToEventLoop } from "../pool/yield.ts";
 
 /** The manifest's format version. */
 export const BACKUP_FORMAT = 1;
@@ -189,21 +190,22 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-function fsyncFile(path: string): void {
-  const file = Deno.openSync(path, { read: true, write: true });
+// Asynchronous file operations: an fsync waits off the event loop.
+async function fsyncFile(path: string): Promise<void> {
+  const file = await Deno.open(path, { read: true, write: true });
   try {
-    file.syncSync();
+    await file.sync();
   } finally {
     file.close();
   }
 }
 
-function fsyncDirectory(path: string): void {
+async function fsyncDirectory(path: string): Promise<void> {
   // Makes renames durable; not every platform lets a directory be opened, so best effort.
   try {
-    const dir = Deno.openSync(path, { read: true });
+    const dir = await Deno.open(path, { read: true });
     try {
-      dir.syncSync();
+      await dir.sync();
     } finally {
       dir.close();
     }
@@ -412,15 +414,17 @@ async function writeBackup(
         throw error === signal?.reason ? error : new ShardOperationError(shardId, pool.path, error);
       });
     }
+    // The copy was one SQLite step (VACUUM INTO or a backup): the loop gets a turn.
+    await yieldToEventLoop();
     const rows = await withFileHandle(localDriver(manager.driver), target, countRows);
-    fsyncFile(target);
+    await fsyncFile(target);
     const sizeBytes = (await Deno.stat(target)).size;
     const sha256 = await sha256File(target);
     files.push({ shardId, file, sizeBytes, sha256, rows });
     bytes += sizeBytes;
     options.onProgress?.({ shardId, done: files.length, total, bytes });
   }
-  writeShardMap(dest, map);
+  await writeJsonAtomicAsync(`${dest}/${SHARD_MAP_FILE}`, map);
   const manifest: BackupManifest = {
     format: BACKUP_FORMAT,
     createdAt: new Date().toISOString(),
@@ -430,8 +434,8 @@ async function writeBackup(
     shardMap: SHARD_MAP_FILE,
     files,
   };
-  writeJsonAtomic(`${dest}/${BACKUP_MANIFEST_FILE}`, manifest);
-  fsyncDirectory(dest);
+  await writeJsonAtomicAsync(`${dest}/${BACKUP_MANIFEST_FILE}`, manifest);
+  await fsyncDirectory(dest);
 
   const durationMs = performance.now() - started;
   const report: BackupReport = {
@@ -759,7 +763,7 @@ export async function restoreShards(
       await removeIfExists(temporary);
       await Deno.copyFile(verified[i] as string, temporary);
       await Deno.chmod(temporary, 0o600).catch(() => {});
-      fsyncFile(temporary);
+      await fsyncFile(temporary);
       // A WAL left by the old file would be replayed onto the new one: remove it first.
       for (const suffix of SIDECARS) await removeIfExists(`${final}${suffix}`);
       await removeIfExists(`${final}.lock`);
@@ -767,9 +771,9 @@ export async function restoreShards(
       bytes += entry.sizeBytes;
       options.onProgress?.({ phase: "install", shardId: entry.shardId, done: i + 1, total });
     }
-    fsyncDirectory(target);
+    await fsyncDirectory(target);
     writeShardMap(target, map);
-    fsyncDirectory(target);
+    await fsyncDirectory(target);
     return {
       backupDir: source,
       dbDir: target,
