@@ -70,6 +70,9 @@ import {
   type VerifyPlacementOptions,
 } from "./placement.ts";
 import { PoolCache } from "./pool_cache.ts";
+import { parseShardFileName } from "./layout.ts";
+import { registerWorkerHost, WorkerHost } from "../workers/host.ts";
+import { driverKindOf } from "../workers/options.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
 import * as ddl from "./schema_ops.ts";
@@ -198,6 +201,8 @@ export class ShardManager implements ShardSource {
   // What the files implementing the operations below get instead of the manager.
   readonly #parts: ManagerParts;
   #closed: Promise<void> | null = null;
+  // The shard workers (`workers` option), or null in-thread.
+  readonly #workers: WorkerHost | null;
 
   /**
    * Creates a manager. Nothing is touched on disk until the first operation, which
@@ -212,7 +217,17 @@ export class ShardManager implements ShardSource {
     this.maxConcurrentShards = settings.maxConcurrentShards;
     this.access = settings.access;
     this.#poolOptions = settings.pool;
-    this.#pools = new PoolCache(this.dbDir, this.#poolOptions, settings.maxOpenShards);
+    this.#workers = settings.workers === 0 ? null : new WorkerHost({
+      workers: settings.workers,
+      driver: this.driver,
+      kind: driverKindOf(this.driver)!,
+      shardIdOf: (path) => parseShardFileName(path.slice(path.lastIndexOf("/") + 1)),
+    });
+    if (this.#workers !== null) registerWorkerHost(this, this.#workers);
+    const poolOptions = this.#workers === null
+      ? this.#poolOptions
+      : { ...this.#poolOptions, driver: this.#workers.driver };
+    this.#pools = new PoolCache(this.dbDir, poolOptions, settings.maxOpenShards);
     this.#tables = new LoadedMap(this.dbDir);
     this.#admission = new Admission(this.dbDir, () => this.#directory.open());
     this.#source = this.#makeSource();
@@ -283,6 +298,11 @@ export class ShardManager implements ShardSource {
    */
   get checkText(): ((text: string) => string | undefined) | undefined {
     return this.#source.checkText;
+  }
+
+  /** How many workers run the shards' SQLite (`workers` option; 0: in this thread). */
+  get workers(): number {
+    return this.#workers?.size ?? 0;
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */
@@ -1149,6 +1169,8 @@ export class ShardManager implements ShardSource {
     // Best effort: whatever is left is cleaned when the directory is next opened.
     await this.#router.flushBatches((id) => this.#pools.peek(id)).catch(() => {});
     const results = await this.#pools.closeAll(options);
+    // After the pools' closes (a worker answers in order), before others may take the files.
+    await this.#workers?.shutdown();
     this.#directory.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;

@@ -875,12 +875,15 @@ export class ShardFile {
   }
 
   #onError(error: unknown, sql: string): Error {
-    if (error instanceof ShardliteError) return error;
-    if (this.#options.driver.isBrokenHandleError(error)) {
+    // A driver's own typed error may mean a broken handle (a shard worker that died).
+    const broken = this.#options.driver.isBrokenHandleError(error);
+    if (error instanceof ShardliteError && !broken) return error;
+    if (broken) {
       this.#stats.handleErrors++;
       if (this.#failure === null && !this.#remote) this.#check();
       if (this.#failure !== null) return this.#failure;
       this.#dropHandle((error as Error).message, error);
+      if (error instanceof ShardliteError) return error;
       return new ConnectionBrokenError(
         this.path,
         `the handle broke (${(error as Error).message}); it was closed and will be ` +
