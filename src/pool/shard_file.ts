@@ -452,7 +452,8 @@ export class ShardFile {
 
   /** Periodic check: the file still there and the same; the handle validated when idle. */
   #check(): void {
-    if (this.#closed || this.#failure !== null) return;
+    // An asynchronous open under way: the file may not have its header yet.
+    if (this.#closed || this.#failure !== null || this.#opening !== null) return;
     let reason: "deleted" | "replaced" | "truncated" | null = null;
     if (!this.#remote) {
       try {
@@ -1211,16 +1212,18 @@ export class ShardFile {
   }
 
   /** Detaches one pool; the last one checkpoints, closes the handle and releases ownership. */
-  detach(): void {
+  detach(): void | Promise<void> {
     if (this.attachedPools > 0) this.attachedPools--;
-    if (this.attachedPools === 0) this.close();
+    if (this.attachedPools === 0) return this.close();
   }
 
   /**
    * Closes the handle (checkpointing the WAL) and releases ownership. Idempotent. With
-   * an asynchronous driver the handle finishes closing in the background.
+   * an asynchronous driver the handle finishes closing in the background; for a local file
+   * (shard workers) the promise returned settles once it has, and only then is ownership
+   * released: the file can be moved or deleted once it resolves.
    */
-  close(): void {
+  close(): void | Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (registry.get(this.#key) === this) registry.delete(this.#key);
@@ -1229,6 +1232,7 @@ export class ShardFile {
     const handle = this.#handle;
     this.#handle = null;
     let failure: unknown;
+    let closing: Promise<void> | undefined;
     if (handle !== null) {
       try {
         const rolledBack = handle.inTransaction ? handle.exec("ROLLBACK") : undefined;
@@ -1244,7 +1248,10 @@ export class ShardFile {
       }
       try {
         const closed = handle.close();
-        if (isPromise(closed)) closed.catch(() => {});
+        if (isPromise(closed)) {
+          const settled = closed.catch(() => {});
+          if (!this.#remote) closing = settled;
+        }
       } catch (error) {
         failure ??= error;
       }
@@ -1269,11 +1276,17 @@ export class ShardFile {
     }
     this.#txHandles.clear();
     for (const spare of this.#spareHandles.splice(0)) closeQuietly(spare);
-    this.#owner?.release();
-    this.#owner = null;
+    const release = () => {
+      this.#owner?.release();
+      this.#owner = null;
+    };
     if (failure !== undefined && this.#failure === null) {
+      release();
       throw new ShardOpenError(this.path, "closing the handle failed", { cause: failure });
     }
+    // A local file's handle still closing (in a worker) still has the file: owned till then.
+    if (closing !== undefined) return closing.then(release);
+    release();
   }
 }
 

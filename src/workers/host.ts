@@ -452,14 +452,18 @@ class WorkerHandle implements DriverHandle {
   /** @internal Sends the open (the first time, or again in a restarted worker). */
   open(): Promise<unknown> {
     this.#slot.adopt(this);
-    return this.#slot.call({
-      op: "open",
-      handle: this.#id,
-      path: this.path,
-      driver: this.#kind,
-      create: this.#openOptions.create,
-      statementCacheSize: this.#openOptions.statementCacheSize,
-    }, this, this.path).catch((error) => {
+    return this.#slot.call(
+      {
+        op: "open",
+        handle: this.#id,
+        path: this.path,
+        driver: this.#kind,
+        create: this.#openOptions.create,
+        statementCacheSize: this.#openOptions.statementCacheSize,
+      },
+      this,
+      this.path,
+    ).catch((error) => {
       this.#slot.forget(this);
       throw error;
     });

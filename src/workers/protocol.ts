@@ -36,7 +36,13 @@ export type Request =
     synchronous: "full" | "normal";
     cacheSizeKiB: number;
   }
-  | { id: number; op: "run" | "all" | "get" | "values"; handle: number; sql: string; params?: Params }
+  | {
+    id: number;
+    op: "run" | "all" | "get" | "values";
+    handle: number;
+    sql: string;
+    params?: Params;
+  }
   | { id: number; op: "exec"; handle: number; sql: string }
   | { id: number; op: "runMany"; handle: number; sql: string; sets: ParamSetsPayload }
   | { id: number; op: "iterate"; handle: number; cursor: number; sql: string; params?: Params }
