@@ -256,6 +256,13 @@ export function attachShardFile(path: string, options: ShardFileOptions): ShardF
   return file;
 }
 
+/**
+ * Files whose last handle is still closing in the background (an asynchronous local
+ * driver: shard workers), by registry key, with the ownership they still hold. A file
+ * opened again meanwhile takes that ownership over and opens once the close is done.
+ */
+const closingFiles = new Map<string, { owner: OwnerLock | null; done: Promise<void> }>();
+
 /** Every shard file open in this process (for module-level shutdown and tests). */
 export function openShardFiles(): ShardFile[] {
   return [...registry.values()];
@@ -350,6 +357,23 @@ export class ShardFile {
 
   /** Takes ownership and opens the first handle (creating the file if missing). */
   open(): void {
+    const previous = closingFiles.get(this.#key);
+    if (previous !== undefined) closingFiles.delete(this.#key);
+    if (previous?.owner != null) {
+      // Still ours, still closing: take the ownership over; open once it has closed.
+      this.#owner = previous.owner;
+      this.#track(previous.done.then(() => this.#openHandle(true)));
+    } else {
+      this.#openFirst();
+    }
+    if (this.#options.fileCheckIntervalMs > 0) {
+      const monitor = setInterval(() => this.#check(), this.#options.fileCheckIntervalMs);
+      Deno.unrefTimer(monitor);
+      this.#monitor = monitor;
+    }
+  }
+
+  #openFirst(): void {
     this.#owner = this.#remote ? null : OwnerLock.acquire(this.path, this.#options.access);
     try {
       const opened = this.#openHandle(true);
@@ -358,11 +382,6 @@ export class ShardFile {
       this.#owner?.release();
       this.#owner = null;
       throw error;
-    }
-    if (this.#options.fileCheckIntervalMs > 0) {
-      const monitor = setInterval(() => this.#check(), this.#options.fileCheckIntervalMs);
-      Deno.unrefTimer(monitor);
-      this.#monitor = monitor;
     }
   }
 
@@ -1284,8 +1303,18 @@ export class ShardFile {
       release();
       throw new ShardOpenError(this.path, "closing the handle failed", { cause: failure });
     }
-    // A local file's handle still closing (in a worker) still has the file: owned till then.
-    if (closing !== undefined) return closing.then(release);
+    // A local file's handle still closing (in a worker) still has the file: owned till then
+    // (or handed over to this process's next open of it).
+    if (closing !== undefined) {
+      const entry = { owner: this.#owner, done: closing };
+      this.#owner = null;
+      closingFiles.set(this.#key, entry);
+      return closing.then(() => {
+        if (closingFiles.get(this.#key) !== entry) return; // taken over
+        closingFiles.delete(this.#key);
+        entry.owner?.release();
+      });
+    }
     release();
   }
 }
