@@ -1269,7 +1269,7 @@ export class ShardFile {
         const closed = handle.close();
         if (isPromise(closed)) {
           const settled = closed.catch(() => {});
-          if (!this.#remote) closing = settled;
+          if (this.#options.driver.closeHoldsFile === true) closing = settled;
         }
       } catch (error) {
         failure ??= error;

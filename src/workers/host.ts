@@ -16,6 +16,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type {
   ConfigureOptions,
   Driver,
@@ -258,10 +259,16 @@ class WorkerSlot {
       if (transfer !== undefined) this.#transfer.push(transfer);
       if (!this.#scheduled) {
         this.#scheduled = true;
-        queueMicrotask(() => this.#flush());
+        // Nothing in flight: send at the end of this microtask (latency). Calls in flight:
+        // the worker is busy; collect until its answer comes or the event loop turns
+        // (throughput: one message for many calls).
+        if (this.#pending.size === this.#queue.length) queueMicrotask(this.#flushNow);
+        else setImmediate(this.#flushNow);
       }
     });
   }
+
+  readonly #flushNow = () => this.#flush();
 
   #flush(): void {
     this.#scheduled = false;
@@ -314,6 +321,8 @@ class WorkerSlot {
       return;
     }
     for (const reply of message.replies) this.#settle(reply);
+    // The worker has answered: what waited for it goes now.
+    if (this.#queue.length > 0) this.#flush();
   }
 
   #settle(reply: Reply): void {
@@ -614,6 +623,8 @@ function workerDriver(host: WorkerHost, inner: Driver, kind: DriverKind): Driver
     // The inner driver's name: stats and errors read the same as in-thread.
     name: inner.name,
     canShare: false,
+    // The worker has the file until its close is done: keep it owned until then.
+    closeHoldsFile: true,
     async open(path: string, options: OpenOptions): Promise<DriverHandle> {
       const handle = new WorkerHandle(host, path, host.slotFor(path), options, kind);
       await handle.open();

@@ -18,3 +18,7 @@ import "../upsert_test.ts";
 import "../group_by_test.ts";
 import "../iterate_test.ts";
 import "../migrations_test.ts";
+import "../open_shards_test.ts";
+import "../abort_test.ts";
+import "../fairness_test.ts";
+import "../keys_test.ts";
