@@ -269,7 +269,7 @@ Deno.test("workers: a killed worker's wasm lock directories are cleared before i
   assert.equal(await manager.count("t"), 2);
 });
 
-Deno.test("workers: a process that shuts its manager down exits by itself", async () => {
+Deno.test("workers: a process that shuts its manager down exits by itself; the permissions workers need", async () => {
   await using dir = await tempDir();
   const script = `
     import { ShardManager } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
@@ -286,25 +286,38 @@ Deno.test("workers: a process that shuts its manager down exits by itself", asyn
   const scriptPath = `${dir.path}/main.ts`;
   await Deno.writeTextFile(scriptPath, script);
   const root = new URL("..", import.meta.url).pathname;
-  // The narrowest permissions workers need: read the code and the files, write the files.
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      `--config=${root}deno.json`,
-      `--allow-read=${root}`,
-      `--allow-write=${dir.path}`,
-      scriptPath,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // A watchdog, not a synchronisation: a child kept alive by a worker never exits.
-  const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  const { code, stdout, stderr } = await child.output();
-  clearTimeout(watchdog);
-  const decoder = new TextDecoder();
-  assert.equal(code, 0, decoder.decode(stderr));
-  assert.equal(decoder.decode(stdout).trim(), "shut down");
+  const run = async (read: string) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        `--config=${root}deno.json`,
+        `--allow-read=${read}`,
+        `--allow-write=${dir.path}`,
+        scriptPath,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // A watchdog, not a synchronisation: a child kept alive by a worker never exits.
+    const watchdog = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const { code, stdout, stderr } = await child.output();
+    clearTimeout(watchdog);
+    const decoder = new TextDecoder();
+    return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  };
+  // The narrowest permissions: read the library's code (the worker module), the npm
+  // packages and the data; write the data.
+  const ok = await run(`${root}src,${root}node_modules,${dir.path}`);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), "shut down");
+  await Deno.mkdir(dir.path, { recursive: true });
+  await Deno.writeTextFile(scriptPath, script);
+  // Without read access to the library's code the workers cannot start: a typed error.
+  const refused = await run(`${root}node_modules,${dir.path}`);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /ShardOpenError/);
+  assert.match(refused.stderr, /Requires read access to "[^"]*src\/workers\/worker\.ts"/);
   await Deno.mkdir(dir.path, { recursive: true });
 });
