@@ -25,6 +25,7 @@ import {
   ShardOpenError,
 } from "../errors.ts";
 import type { Params, Row, RunResult } from "../types.ts";
+import { setDeadline, trimDeadlines } from "./deadlines.ts";
 import { OwnerLock, ownerPathFor } from "./ownership.ts";
 
 /** A session: the unit that may own the shard's transaction. Leases wrap sessions. */
@@ -772,15 +773,22 @@ export class ShardFile {
     const started = performance.now();
     return new Promise<T>((resolve, reject) => {
       let done = false;
+      const settle = () => {
+        this.#waitingAnswers.delete(onClose);
+        done = true;
+        timer.cancel();
+        trimDeadlines();
+      };
       // Closing the file fails a caller still waiting for an answer.
       const onClose = (error: Error) => {
         if (done) return;
-        done = true;
-        clearTimeout(timer);
+        settle();
         reject(error);
       };
       this.#waitingAnswers.add(onClose);
-      const timer = setTimeout(() => {
+      // One shared timer for every answer waited for (a timer each cost more than a
+      // statement through a shard worker).
+      const timer = setDeadline(timeoutMs, () => {
         this.#waitingAnswers.delete(onClose);
         done = true;
         const error = reporter.answerTimeout(performance.now() - started, what);
@@ -789,18 +797,14 @@ export class ShardFile {
           this.#dropHandle(`no answer within ${timeoutMs} ms to ${what}`, error);
         }
         reject(error);
-      }, timeoutMs);
+      });
       promise.then((value) => {
-        this.#waitingAnswers.delete(onClose);
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
+        if (done) return this.#waitingAnswers.delete(onClose);
+        settle();
         resolve(value);
       }, (error: unknown) => {
-        this.#waitingAnswers.delete(onClose);
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
+        if (done) return this.#waitingAnswers.delete(onClose);
+        settle();
         reject(error);
       });
     });
