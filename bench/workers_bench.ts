@@ -20,13 +20,19 @@ function users(count: number): User[] {
   }));
 }
 
+// One manager per mode, as in a server (its workers stay warm); a fresh table per run.
 let serial = 0;
+const writers = new Map<number, ShardManager>();
+for (const workers of [0, 2]) {
+  const m = new ShardManager({ numShards: 4, dbDir: `${dir}/w${workers}`, pool, workers });
+  writers.set(workers, m);
+}
 async function insertInto(workers: number, rows: User[]): Promise<void> {
-  const m = new ShardManager({ numShards: 4, dbDir: `${dir}/m${serial++}`, pool, workers });
-  await m.createTable("users", USERS, { shardKey: "id" });
-  await m.insertMany("users", rows);
-  await m.shutdown();
-  await Deno.remove(m.dbDir, { recursive: true });
+  const m = writers.get(workers) as ShardManager;
+  const table = `u${serial++}`;
+  await m.createTable(table, USERS, { shardKey: "id" });
+  await m.insertMany(table, rows);
+  await m.dropTable(table);
 }
 
 const rows400k = users(400_000);
@@ -101,7 +107,7 @@ for (const [workers, m] of readers) {
 }
 
 globalThis.addEventListener("unload", () => {
-  for (const m of readers.values()) void m.shutdown();
+  for (const m of [...readers.values(), ...writers.values()]) void m.shutdown();
   try {
     Deno.removeSync(dir, { recursive: true });
   } catch {
