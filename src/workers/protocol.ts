@@ -210,21 +210,20 @@ const INT64_MAX = 2n ** 63n - 1n;
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
+/** A growable output buffer; the hot loop keeps its fields in locals. */
 class Writer {
   bytes: Uint8Array;
   view: DataView;
-  at = 0;
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
     this.view = new DataView(this.bytes.buffer);
   }
-  ensure(more: number): void {
-    const needed = this.at + more;
-    if (needed <= this.bytes.length) return;
+  /** Grows to hold at least `needed` bytes, keeping the first `used`. */
+  grow(used: number, needed: number): void {
     let size = this.bytes.length * 2;
     while (size < needed) size *= 2;
     const next = new Uint8Array(size);
-    next.set(this.bytes.subarray(0, this.at));
+    next.set(this.bytes.subarray(0, used));
     this.bytes = next;
     this.view = new DataView(next.buffer);
   }
@@ -250,125 +249,120 @@ class Writer {
 export function encodeParamSets(
   sets: readonly Params[],
 ): { packed: ArrayBuffer; length: number } | undefined {
-  const w = new Writer(Math.max(64, sets.length * 32));
-  w.ensure(4);
-  w.view.setUint32(w.at, sets.length, true);
-  w.at += 4;
+  const w = new Writer(Math.max(256, sets.length * 64));
+  let bytes = w.bytes;
+  let view = w.view;
+  let at = 0;
+  view.setUint32(at, sets.length, true);
+  at += 4;
   for (let s = 0; s < sets.length; s++) {
     const set = sets[s];
     if (!Array.isArray(set)) return undefined;
     const values = set as readonly unknown[];
-    w.ensure(4);
-    w.view.setUint32(w.at, values.length, true);
-    w.at += 4;
-    for (let v = 0; v < values.length; v++) {
-      if (!writeValue(w, values[v])) return undefined;
+    const width = values.length;
+    // Room for the set without its text and blobs (checked as they come).
+    let needed = at + 4 + width * 9;
+    if (needed > bytes.length) {
+      w.grow(at, needed);
+      bytes = w.bytes;
+      view = w.view;
     }
-  }
-  return { packed: w.bytes.buffer as ArrayBuffer, length: w.at };
-}
-
-function writeValue(w: Writer, value: unknown): boolean {
-  switch (typeof value) {
-    case "number":
-      if ((value | 0) === value && !Object.is(value, -0)) {
-        w.ensure(5);
-        w.bytes[w.at++] = Tag.Int32;
-        w.view.setInt32(w.at, value, true);
-        w.at += 4;
+    view.setUint32(at, width, true);
+    at += 4;
+    for (let v = 0; v < width; v++) {
+      const value = values[v];
+      if (typeof value === "number") {
+        if ((value | 0) === value && (value !== 0 || 1 / value > 0)) {
+          bytes[at] = Tag.Int32;
+          view.setInt32(at + 1, value, true);
+          at += 5;
+        } else {
+          bytes[at] = Tag.Float64;
+          view.setFloat64(at + 1, value, true);
+          at += 9;
+        }
+      } else if (typeof value === "string") {
+        const length = value.length;
+        // Worst case 3 bytes a UTF-16 unit, plus what the rest of the set may take.
+        needed = at + 5 + 3 * length + (width - v) * 9;
+        if (needed > bytes.length) {
+          w.grow(at, needed);
+          bytes = w.bytes;
+          view = w.view;
+        }
+        let ascii = length <= 64;
+        if (ascii) {
+          // Short text is mostly ASCII: copied unit by unit, cheaper than an encoder call.
+          const base = at + 5;
+          for (let i = 0; i < length; i++) {
+            const c = value.charCodeAt(i);
+            if (c > 0x7f) {
+              ascii = false;
+              break;
+            }
+            bytes[base + i] = c;
+          }
+        }
+        if (ascii) {
+          bytes[at] = Tag.Ascii;
+          view.setUint32(at + 1, length, true);
+          at += 5 + length;
+        } else if (!value.isWellFormed()) {
+          // UTF-8 cannot carry a lone surrogate: the UTF-16 code units as they are.
+          bytes[at] = Tag.Utf16;
+          view.setUint32(at + 1, length, true);
+          at += 5;
+          for (let i = 0; i < length; i++) {
+            view.setUint16(at, value.charCodeAt(i), true);
+            at += 2;
+          }
+        } else {
+          bytes[at] = Tag.Utf8;
+          const { written } = utf8Encoder.encodeInto(value, bytes.subarray(at + 5));
+          view.setUint32(at + 1, written, true);
+          at += 5 + written;
+        }
+      } else if (value === null) {
+        bytes[at++] = Tag.Null;
+      } else if (typeof value === "bigint") {
+        if (value >= INT64_MIN && value <= INT64_MAX) {
+          bytes[at] = Tag.BigInt64;
+          view.setBigInt64(at + 1, value, true);
+          at += 9;
+        } else {
+          const text = value.toString();
+          needed = at + 5 + text.length + (width - v) * 9;
+          if (needed > bytes.length) {
+            w.grow(at, needed);
+            bytes = w.bytes;
+            view = w.view;
+          }
+          bytes[at] = Tag.BigIntText;
+          view.setUint32(at + 1, text.length, true);
+          at += 5;
+          for (let i = 0; i < text.length; i++) bytes[at++] = text.charCodeAt(i);
+        }
+      } else if (value instanceof Uint8Array) {
+        needed = at + 5 + value.length + (width - v) * 9;
+        if (needed > bytes.length) {
+          w.grow(at, needed);
+          bytes = w.bytes;
+          view = w.view;
+        }
+        bytes[at] = Tag.Blob;
+        view.setUint32(at + 1, value.length, true);
+        bytes.set(value, at + 5);
+        at += 5 + value.length;
+      } else if (typeof value === "boolean") {
+        bytes[at++] = value ? Tag.True : Tag.False;
+      } else if (value === undefined) {
+        bytes[at++] = Tag.Undefined;
       } else {
-        w.ensure(9);
-        w.bytes[w.at++] = Tag.Float64;
-        w.view.setFloat64(w.at, value, true);
-        w.at += 8;
+        return undefined;
       }
-      return true;
-    case "string":
-      writeText(w, value);
-      return true;
-    case "bigint":
-      if (value >= INT64_MIN && value <= INT64_MAX) {
-        w.ensure(9);
-        w.bytes[w.at++] = Tag.BigInt64;
-        w.view.setBigInt64(w.at, value, true);
-        w.at += 8;
-      } else {
-        const text = value.toString();
-        w.ensure(5 + text.length);
-        w.bytes[w.at++] = Tag.BigIntText;
-        w.view.setUint32(w.at, text.length, true);
-        w.at += 4;
-        for (let i = 0; i < text.length; i++) w.bytes[w.at++] = text.charCodeAt(i);
-      }
-      return true;
-    case "boolean":
-      w.ensure(1);
-      w.bytes[w.at++] = value ? Tag.True : Tag.False;
-      return true;
-    case "undefined":
-      w.ensure(1);
-      w.bytes[w.at++] = Tag.Undefined;
-      return true;
-    case "object":
-      if (value === null) {
-        w.ensure(1);
-        w.bytes[w.at++] = Tag.Null;
-        return true;
-      }
-      if (value instanceof Uint8Array) {
-        w.ensure(5 + value.length);
-        w.bytes[w.at++] = Tag.Blob;
-        w.view.setUint32(w.at, value.length, true);
-        w.at += 4;
-        w.bytes.set(value, w.at);
-        w.at += value.length;
-        return true;
-      }
-      return false;
-    default:
-      return false;
-  }
-}
-
-function writeText(w: Writer, text: string): void {
-  const length = text.length;
-  if (length <= 64) {
-    // Short text is mostly ASCII: copied byte by byte, cheaper than an encoder call.
-    w.ensure(5 + length);
-    const start = w.at;
-    let ascii = true;
-    for (let i = 0; i < length; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 0x7f) {
-        ascii = false;
-        break;
-      }
-      w.bytes[start + 5 + i] = c;
-    }
-    if (ascii) {
-      w.bytes[start] = Tag.Ascii;
-      w.view.setUint32(start + 1, length, true);
-      w.at = start + 5 + length;
-      return;
     }
   }
-  if (!text.isWellFormed()) {
-    // UTF-8 cannot carry a lone surrogate: send the UTF-16 code units as they are.
-    w.ensure(5 + 2 * length);
-    w.bytes[w.at++] = Tag.Utf16;
-    w.view.setUint32(w.at, length, true);
-    w.at += 4;
-    for (let i = 0; i < length; i++) {
-      w.view.setUint16(w.at, text.charCodeAt(i), true);
-      w.at += 2;
-    }
-    return;
-  }
-  w.ensure(5 + 3 * length);
-  w.bytes[w.at] = Tag.Utf8;
-  const { written } = utf8Encoder.encodeInto(text, w.bytes.subarray(w.at + 5));
-  w.view.setUint32(w.at + 1, written, true);
-  w.at += 5 + written;
+  return { packed: bytes.buffer as ArrayBuffer, length: at };
 }
 
 /** The parameter sets {@link encodeParamSets} packed into the first `length` bytes. */
