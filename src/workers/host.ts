@@ -587,6 +587,24 @@ class WorkerCursor implements DriverCursor {
     this.#handleId = handle.id;
   }
 
+  // The next page, asked for as soon as a full page arrived: the worker reads it while
+  // this thread works through the one it has (a scan is a stream of round trips otherwise).
+  #ahead: { max: number; page: Promise<PackedRows> } | null = null;
+
+  #ask(max: number): Promise<PackedRows> {
+    return this.#handle.call({
+      op: "next",
+      handle: this.#handle.id,
+      cursor: this.#id,
+      max,
+    }) as Promise<PackedRows>;
+  }
+
+  // Rows read ahead beyond what was asked for (a page size that changed), and whether the
+  // worker's cursor has no rows after them.
+  #leftover: Row[] = [];
+  #ended = false;
+
   async next(max: number): Promise<Row[]> {
     if (this.#done) return [];
     // Its statement died with its worker: never read a reopened handle as the end of rows.
@@ -595,14 +613,29 @@ class WorkerCursor implements DriverCursor {
     if (this.#handle.id !== this.#handleId) {
       throw new Error("Database is closed: the worker a query was read in was restarted");
     }
-    const page = await this.#handle.call({
-      op: "next",
-      handle: this.#handle.id,
-      cursor: this.#id,
-      max,
-    }) as PackedRows;
-    if (page.rows.length < max) this.#done = true;
-    return unpackRows(page);
+    let rows = this.#leftover;
+    this.#leftover = [];
+    while (rows.length < max && !this.#ended) {
+      const ahead = this.#ahead;
+      this.#ahead = null;
+      const asked = ahead?.max ?? max - rows.length;
+      const page = await (ahead?.page ?? this.#ask(asked));
+      if (page.rows.length < asked) this.#ended = true;
+      const got = unpackRows(page);
+      if (rows.length === 0) rows = got;
+      else for (const row of got) rows.push(row);
+    }
+    if (rows.length > max) {
+      this.#leftover = rows.slice(max);
+      rows = rows.slice(0, max);
+    }
+    if (rows.length < max) this.#done = true; // ended, nothing left over
+    else if (!this.#ended && this.#leftover.length === 0) {
+      const page = this.#ask(max);
+      page.catch(() => {}); // seen by the next call to next(), if there is one
+      this.#ahead = { max, page };
+    }
+    return rows;
   }
 
   async close(): Promise<void> {
