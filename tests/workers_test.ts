@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   ConnectionBrokenError,
+  ConnectionPool,
   nativeDriver,
   ShardManager,
   type SqlValue,
@@ -15,7 +16,7 @@ import {
   WorkerCrashedError,
 } from "../mod.ts";
 import { decodeParamSets, encodeParamSets } from "../src/workers/protocol.ts";
-import { workerHostOf } from "../src/workers/host.ts";
+import { WorkerHost, workerHostOf } from "../src/workers/host.ts";
 import { MAX_WORKERS } from "../src/workers/options.ts";
 import { type DriverName, DRIVERS, tempDir } from "./helpers.ts";
 
@@ -320,4 +321,48 @@ Deno.test("workers: a process that shuts its manager down exits by itself; the p
   assert.match(refused.stderr, /ShardOpenError/);
   assert.match(refused.stderr, /Requires read access to "[^"]*src\/workers\/worker\.ts"/);
   await Deno.mkdir(dir.path, { recursive: true });
+});
+
+Deno.test("workers: a failing statement answered with a sibling's BEGIN in one batch does not take its transaction", async () => {
+  await using dir = await tempDir();
+  const host = new WorkerHost({
+    workers: 1,
+    driver: wasmDriver,
+    kind: "wasm",
+    shardIdOf: () => 0,
+  });
+  const pool = new ConnectionPool(`${dir.path}/shard_0.db`, {
+    driver: host.driver,
+    timeoutMs: 2_000,
+  });
+  try {
+    await pool.withConnection((c) => c.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)"));
+    await pool.withConnection((c) => c.run("INSERT INTO t VALUES (1)"));
+    const x = await pool.getConnection();
+    const y = await pool.getConnection();
+    const before = host.stats.messages;
+    // Sent in one message, answered in one: x fails, y's BEGIN opens the transaction.
+    const failing = x.run("INSERT INTO t VALUES (1)");
+    const begin = y.run("BEGIN IMMEDIATE");
+    const [f, b] = await Promise.allSettled([failing, begin]);
+    assert.equal(host.stats.messages - before, 1, "one message for both");
+    assert.equal(f.status, "rejected");
+    assert.equal(b.status, "fulfilled");
+    // y owns the transaction: its statements run; x's waits for the COMMIT.
+    const order: string[] = [];
+    const xInsert = x.run("INSERT INTO t VALUES (3)").then(() => order.push("x"));
+    await y.run("INSERT INTO t VALUES (2)");
+    order.push("y insert");
+    await y.run("COMMIT");
+    order.push("y commit");
+    await xInsert;
+    assert.deepEqual(order, ["y insert", "y commit", "x"]);
+    await x[Symbol.asyncDispose]();
+    await y[Symbol.asyncDispose]();
+    const ids = await pool.withConnection((c) => c.all("SELECT id FROM t ORDER BY id"));
+    assert.deepEqual(ids, [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  } finally {
+    await pool.closeAll();
+    await host.shutdown();
+  }
 });

@@ -215,6 +215,10 @@ class WorkerSlot {
   #scheduled = false;
   readonly #handles = new Set<WorkerHandle>();
   readonly #parts = new Map<number, SqlValue[][][]>();
+  // Answers received, settled in order from #backlogAt (see #drain).
+  #backlog: Reply[] = [];
+  #backlogAt = 0;
+  #deferred = false;
   #onDeath: (() => void)[] = [];
 
   constructor(index: number, host: WorkerHost) {
@@ -320,10 +324,44 @@ class WorkerSlot {
       parts.push(rows);
       return;
     }
-    for (const reply of message.replies) this.#settle(reply);
+    for (const reply of message.replies) this.#backlog.push(reply);
+    if (!this.#deferred) this.#drain();
     // The worker has answered: what waited for it goes now.
     if (this.#queue.length > 0) this.#flush();
   }
+
+  /**
+   * Settles the answers in order. A handle's `inTransaction` is read by whoever awaited a
+   * BEGIN or COMMIT once its promise settles, a few microtasks later: an answer that
+   * changes the handle's transaction state after others were settled waits for the next
+   * turn of the event loop, so every earlier caller reads the state of its own statement.
+   */
+  #drain(): void {
+    this.#deferred = false;
+    const backlog = this.#backlog;
+    let settled = 0;
+    while (this.#backlogAt < backlog.length) {
+      const reply = backlog[this.#backlogAt] as Reply;
+      const handle = this.#pending.get(reply.id)?.handle;
+      if (
+        settled > 0 && reply.state !== undefined && handle !== undefined &&
+        handle.inTransaction !== reply.state.inTransaction
+      ) {
+        this.#deferred = true;
+        setImmediate(this.#drainLater);
+        return;
+      }
+      this.#backlogAt++;
+      settled++;
+      this.#settle(reply);
+    }
+    this.#backlog = [];
+    this.#backlogAt = 0;
+  }
+
+  readonly #drainLater = () => {
+    if (this.#deferred) this.#drain();
+  };
 
   #settle(reply: Reply): void {
     const pending = this.#pending.get(reply.id);
@@ -367,6 +405,9 @@ class WorkerSlot {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     this.#parts.clear();
+    this.#backlog = [];
+    this.#backlogAt = 0;
+    this.#deferred = false;
     // Queued but not sent yet: failed too (their handles are dead).
     this.#queue = [];
     this.#transfer = [];
