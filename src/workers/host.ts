@@ -615,6 +615,12 @@ class WorkerHandle implements DriverHandle {
   }
 }
 
+/**
+ * Rows a worker cursor reads at a time at least (see {@link WorkerCursor.next}): with the
+ * page read ahead, at most 2 x 256 rows a cursor wait here, so a stream stays bounded.
+ */
+const MIN_FETCH = 256;
+
 /** A query being read in a worker, a page per call. */
 class WorkerCursor implements DriverCursor {
   readonly #handle: WorkerHandle;
@@ -656,10 +662,13 @@ class WorkerCursor implements DriverCursor {
     }
     let rows = this.#leftover;
     this.#leftover = [];
+    // Small pages (iterate's 256 rows, split into runs) cost a round trip each: the worker
+    // is asked for at least MIN_FETCH rows, and the rest is handed out from here.
+    const fetch = Math.max(max, MIN_FETCH);
     while (rows.length < max && !this.#ended) {
       const ahead = this.#ahead;
       this.#ahead = null;
-      const asked = ahead?.max ?? max - rows.length;
+      const asked = ahead?.max ?? fetch;
       const page = await (ahead?.page ?? this.#ask(asked));
       if (page.rows.length < asked) this.#ended = true;
       const got = unpackRows(page);
@@ -671,10 +680,10 @@ class WorkerCursor implements DriverCursor {
       rows = rows.slice(0, max);
     }
     if (rows.length < max) this.#done = true; // ended, nothing left over
-    else if (!this.#ended && this.#leftover.length === 0) {
-      const page = this.#ask(max);
+    else if (!this.#ended && this.#ahead === null && this.#leftover.length < max) {
+      const page = this.#ask(fetch);
       page.catch(() => {}); // seen by the next call to next(), if there is one
-      this.#ahead = { max, page };
+      this.#ahead = { max: fetch, page };
     }
     return rows;
   }
