@@ -366,3 +366,19 @@ Deno.test("workers: a failing statement answered with a sibling's BEGIN in one b
     await host.shutdown();
   }
 });
+
+Deno.test("workers: a value that cannot be sent fails its own call only", async () => {
+  await using dir = await tempDir();
+  await using manager = new ShardManager({ numShards: 1, dbDir: dir.path, workers: 1 });
+  await manager.createTable("t", { id: "INTEGER PRIMARY KEY", v: "TEXT" }, { shardKey: "id" });
+  const pool = manager.getPool(0);
+  const [bad, good] = await Promise.allSettled([
+    pool.withConnection((c) =>
+      c.run("INSERT INTO t VALUES (?, ?)", [1, (() => 1) as unknown as string])
+    ),
+    pool.withConnection((c) => c.run("INSERT INTO t VALUES (?, ?)", [2, "ok"])),
+  ]);
+  assert.equal(bad.status, "rejected");
+  assert.equal(good.status, "fulfilled");
+  assert.deepEqual(await manager.select("t", { columns: ["id"] }), [{ id: 2 }]);
+});

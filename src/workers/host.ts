@@ -284,18 +284,37 @@ class WorkerSlot {
     let worker: Worker;
     try {
       worker = this.#start();
+    } catch (error) {
+      // The worker cannot start: these calls fail.
+      for (const request of requests) this.#fail(request, error);
+      return;
+    }
+    try {
       const batch: RequestBatch = { requests };
       worker.postMessage(batch, transfer);
       this.#host.counters.messages++;
       this.#host.counters.calls += requests.length;
-    } catch (error) {
-      // Not sent (the worker cannot start, or a value cannot be cloned): these calls fail.
+    } catch {
+      // A value that cannot be cloned: sent one by one, so that only its own call fails.
       for (const request of requests) {
-        const pending = this.#pending.get(request.id);
-        this.#pending.delete(request.id);
-        pending?.reject(error);
+        const own = request.op === "runMany" && "packed" in request.sets
+          ? [request.sets.packed]
+          : [];
+        try {
+          worker.postMessage({ requests: [request] } satisfies RequestBatch, own);
+          this.#host.counters.messages++;
+          this.#host.counters.calls++;
+        } catch (error) {
+          this.#fail(request, error);
+        }
       }
     }
+  }
+
+  #fail(request: Request, error: unknown): void {
+    const pending = this.#pending.get(request.id);
+    this.#pending.delete(request.id);
+    pending?.reject(error);
   }
 
   #start(): Worker {
