@@ -85,7 +85,8 @@ export interface ShardManagerOptions {
   timeStatements?: boolean;
   /**
    * How many module Web Workers run the shards' SQLite (shard `id` in worker
-   * `id % workers`), started on first use and ended by `shutdown()`. Default 0: in this
+   * `id % workers`), started on first use and ended by `shutdown()` — call it (or use
+   * `await using`): a live worker keeps the process from exiting. Default 0: in this
    * thread. The pools stay on this thread; only the SQLite handles move. Workers pay for
    * bulk writes and big scans or aggregates (other threads' cores, and this thread's
    * event loop stays free); a single point read costs a round trip (~75 µs) instead of a
