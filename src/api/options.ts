@@ -89,8 +89,8 @@ export interface ShardManagerOptions {
    * `await using`): a live worker keeps the process from exiting. Default 0: in this
    * thread. The pools stay on this thread; only the SQLite handles move. Workers pay for
    * bulk writes and big scans or aggregates (other threads' cores, and this thread's
-   * event loop stays free); a single point read costs a round trip (~75 µs) instead of a
-   * few µs. Needs a built-in driver (`wasmDriver`, `nativeDriver`) and exclusive access.
+   * event loop stays free); a single point read costs a round trip between threads (35–170 µs on the
+   * 2-core project machine) instead of a few µs. Needs a built-in driver (`wasmDriver`, `nativeDriver`) and exclusive access.
    * See the README's "Workers" section.
    *
    * @example Two workers
