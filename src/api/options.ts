@@ -87,11 +87,15 @@ export interface ShardManagerOptions {
    * How many module Web Workers run the shards' SQLite (shard `id` in worker
    * `id % workers`), started on first use and ended by `shutdown()` — call it (or use
    * `await using`): a live worker keeps the process from exiting. Default 0: in this
-   * thread. The pools stay on this thread; only the SQLite handles move. Workers pay for
-   * bulk writes and big scans or aggregates (other threads' cores, and this thread's
-   * event loop stays free); a single point read costs a round trip between threads (35–170 µs on the
-   * 2-core project machine) instead of a few µs. Needs a built-in driver (`wasmDriver`, `nativeDriver`) and exclusive access.
-   * See the README's "Workers" section.
+   * thread. The pools stay on this thread; only the SQLite handles move. Workers keep the
+   * event loop free during big scans and aggregates (their SQLite runs elsewhere); a
+   * single point read costs a round trip between threads (35–170 µs on the 2-core project
+   * machine) instead of a few µs, and `insertMany` gains little on 2 cores (its routing
+   * stays here). Needs a built-in driver (`wasmDriver`, `nativeDriver`), exclusive
+   * access, and read access to the library's `src/` (a worker loads its module from
+   * there). A worker that dies fails the calls in flight on its shards with
+   * `WorkerCrashedError` and starts again on the next call. See the README's "Workers"
+   * section.
    *
    * @example Two workers
    * ```ts
