@@ -71,7 +71,7 @@ import {
 } from "./placement.ts";
 import { PoolCache } from "./pool_cache.ts";
 import { parseShardFileName } from "./layout.ts";
-import { registerWorkerHost, WorkerHost } from "../workers/host.ts";
+import { registerWorkerHost, WorkerHost, type WorkerHostStats } from "../workers/host.ts";
 import { driverKindOf } from "../workers/options.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
@@ -303,6 +303,26 @@ export class ShardManager implements ShardSource {
   /** How many workers run the shards' SQLite (`workers` option; 0: in this thread). */
   get workers(): number {
     return this.#workers?.size ?? 0;
+  }
+
+  /**
+   * The shard workers' counts since the manager was made — workers started (restarts
+   * included) and died, messages and calls sent — or undefined in-thread.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const manager = new ShardManager({ numShards: 2, dbDir: dir, workers: 2 });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * const stats = manager.workerStats;
+   * if (stats?.started !== 2 || stats.died !== 0) throw new Error("two workers, none died");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  get workerStats(): WorkerHostStats | undefined {
+    return this.#workers?.stats;
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */
