@@ -87,6 +87,7 @@ export type {
 export {
   type IterateRouteOptions,
   type QueryAllOptions,
+  type ReadRouteOptions,
   type RouteOptions,
   Router,
   type SelectRouteOptions,
@@ -121,6 +122,9 @@ export {
 } from "./src/routing/strategies.ts";
 export type { ColumnFilter, Where } from "./src/sql/where.ts";
 export type { AbortOption } from "./src/routing/abort.ts";
+export type { ReadFrom, ReadFromOption } from "./src/routing/read_from.ts";
+export type { ShardLocationInput } from "./src/api/locations.ts";
+export type { RemoteRestoreTarget } from "./src/api/remote_restore.ts";
 export type { OrderBy, OrderTerm } from "./src/sql/order.ts";
 export type { CreateTableOptions } from "./src/sql/schema.ts";
 export type { HandleStats, ShardFileEvent } from "./src/pool/shard_file.ts";

@@ -393,6 +393,37 @@ export class ShardOperationError extends ShardliteError {
 }
 
 /**
+ * A shard on a database server (`ShardManagerOptions.shards`) cannot be reached: the
+ * server is down, killed, unreachable, or gave no answer within the call's `timeoutMs`.
+ * Only that shard's calls fail; the others carry on, and the shard is reached again by
+ * itself once its server answers (nothing to reopen). A write that failed this way was
+ * not acknowledged; one inside a transaction was rolled back by the server.
+ */
+export class ShardUnavailableError extends ShardOperationError {
+  /** The shard's server, as configured (without its auth token). */
+  readonly url: string;
+  /** Creates the error; what the connection reported is the cause. */
+  constructor(shardId: number, url: string, cause: unknown) {
+    super(shardId, url, cause);
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    let root: unknown = cause;
+    while (root instanceof Error && root.cause !== undefined) root = root.cause;
+    const why = root instanceof Error ? root.message : String(root);
+    const hint = /auth|jwt|unauthori[sz]ed|forbidden|\b40[13]\b/i.test(why)
+      ? "the server refused the credentials: check this shard's authToken"
+      : /\b(404|400|405)\b|speaks hrana|unexpected (server )?response|invalid status/i.test(why)
+      ? "something answers at that address, but not as a libSQL server (sqld 0.22 or later): " +
+        "check the URL"
+      : "check that the server runs and is reachable from here";
+    this.message = `shard ${shardId} (${url}) is unavailable: ${reason}` +
+      (why !== reason && !reason.includes(why) ? ` (${why})` : "") +
+      `. Calls on the other shards carry on; this one is tried again on its next use ` +
+      `(${hint}).`;
+    this.url = url;
+  }
+}
+
+/**
  * A cross-shard `insertMany` passed its commit point (the coordinator shard committed,
  * holding a redo record of every row), but another shard could not commit its part, even
  * on a second try. The batch is not lost: its missing part is applied when the directory

@@ -518,3 +518,36 @@ Deno.test("libsql: bad locations and options are refused with clear errors", asy
   assert.ok(error instanceof ShardOpenError, String(error));
   assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
 });
+
+Deno.test("libsql: runMany packs a one-row INSERT's rows into multi-row statements, failing where node:sqlite fails", async () => {
+  await using server = await startSqld();
+  await using dir = await tempDir();
+  const remote = await libsqlDriver.open(server.url, { create: true, statementCacheSize: 16 });
+  const local = nativeDriver.open(`${dir.path}/x.db`, { create: true, statementCacheSize: 16 });
+  try {
+    const outcome = async (h: DriverHandle) => {
+      await h.exec("CREATE TABLE p (id INTEGER PRIMARY KEY, v TEXT, n REAL) STRICT");
+      await h.exec("BEGIN");
+      const rows = Array.from({ length: 1_234 }, (_, i) => [i + 1, `v${i}`, i / 3]);
+      const ok = await h.runMany("INSERT INTO p (id, v, n) VALUES (?, ?, ?)", rows);
+      // A duplicate at row 777 of the second call: the 776 before it stay, as locally.
+      const more = Array.from({ length: 1_000 }, (_, i) => [i === 776 ? 5 : 10_000 + i, "w", 1]);
+      const failure = await (async () =>
+        await h.runMany("INSERT OR ABORT INTO p (id, v, n) VALUES (?, ?, ?)", more))()
+        .then(() =>
+          "none", (e: Error) => e.message.replace(/^.*?(UNIQUE)/, "$1"));
+      const upserted = await h.runMany(
+        "INSERT INTO p (id, v, n) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+        [[1, "one", 0], [2, "two", 0], [99_999, "new", 0]],
+      );
+      await h.exec("COMMIT");
+      const count = await h.get("SELECT count(*) AS n, sum(n) AS s, max(id) AS m FROM p");
+      const firsts = await h.all("SELECT id, v FROM p WHERE id IN (1, 2, 10775, 10776)");
+      return { ok, failure, upserted, count, firsts };
+    };
+    assert.deepStrictEqual(await outcome(remote), await outcome(local));
+  } finally {
+    await remote.close();
+    local.close();
+  }
+});

@@ -58,6 +58,46 @@ export interface StartSqldOptions {
   grpc?: boolean;
   /** Start a replica of this primary (which must have been started with `grpc: true`). */
   replicaOf?: SqldServer;
+  /**
+   * Require a JWT signed with this Ed25519 key pair's private key (`--auth-jwt-key-file`
+   * with its public key); see {@link jwtKeys}.
+   */
+  auth?: JwtKeys;
+}
+
+/** An Ed25519 key pair for sqld's JWT authentication, and tokens signed with it. */
+export interface JwtKeys {
+  /** The public key as sqld reads it: URL-safe base64 of its raw bytes. */
+  readonly publicKey: string;
+  /** A token (JWT, EdDSA) sqld started with this key accepts. */
+  token(): Promise<string>;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** A fresh Ed25519 key pair for {@link StartSqldOptions.auth}. */
+export async function jwtKeys(): Promise<JwtKeys> {
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  const encode = (value: unknown) => base64url(new TextEncoder().encode(JSON.stringify(value)));
+  return {
+    publicKey: base64url(raw),
+    async token() {
+      const body = `${encode({ alg: "EdDSA", typ: "JWT" })}.${encode({ a: "rw" })}`;
+      const signature = await crypto.subtle.sign(
+        { name: "Ed25519" },
+        pair.privateKey,
+        new TextEncoder().encode(body),
+      );
+      return `${body}.${base64url(new Uint8Array(signature))}`;
+    },
+  };
 }
 
 // Waiting for `GET /health`: there is no event for "the process listens", so poll with a
@@ -211,8 +251,12 @@ export async function startSqld(options: StartSqldOptions = {}): Promise<SqldSer
     if (primary !== undefined) {
       list.push("--primary-grpc-url", `http://127.0.0.1:${primary.grpcPort}`);
     }
+    if (options.auth !== undefined) list.push("--auth-jwt-key-file", `${root}/jwt.key`);
     return list;
   };
+  if (options.auth !== undefined) {
+    await Deno.writeTextFile(`${root}/jwt.key`, options.auth.publicKey);
+  }
   const launch = async () => {
     const started = new Process(args());
     process = started;

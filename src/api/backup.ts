@@ -22,6 +22,8 @@ import {
 import type { PooledConnection } from "../pool/connection.ts";
 import { checkSignal } from "../routing/abort.ts";
 import { defaultPoolDriver } from "../pool/pool.ts";
+import { nativeDriver } from "../driver/native.ts";
+import { readRemoteMap } from "./remote_map.ts";
 import { OwnerLock } from "../pool/ownership.ts";
 import {
   sameLayout,
@@ -227,12 +229,17 @@ function listDirectory(path: string): string[] | undefined {
 
 class NotADirectory extends Error {}
 
+/** The driver that opens local copies: the manager's, or node:sqlite for a server's. */
+function localDriver(driver: Driver): Driver {
+  return driver.remote === true ? nativeDriver : driver;
+}
+
 /**
  * Opens a snapshot file on its own handle of `driver` (EXCLUSIVE first: a WAL-format
  * file needs it with node-sqlite3-wasm), runs `fn`, closes it. For files only this code
  * uses.
  */
-async function withFileHandle<T>(
+export async function withFileHandle<T>(
   driver: Driver,
   path: string,
   fn: (handle: DriverHandle) => MaybePromise<T>,
@@ -260,14 +267,14 @@ async function countRows(handle: DriverHandle): Promise<Record<string, number>> 
   return rows;
 }
 
-function checkPath(path: string, what: string): void {
+export function checkPath(path: string, what: string): void {
   if (typeof path !== "string" || path.trim() === "") {
     throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(path)}`);
   }
   if (path.includes("\0")) throw new TypeError(`${what} must not contain NUL characters`);
 }
 
-function trimSlashes(path: string): string {
+export function trimSlashes(path: string): string {
   return path.replace(/\/+$/, "") || "/";
 }
 
@@ -330,8 +337,17 @@ export async function backupShards(
   if (entries !== undefined && entries.length > 0) {
     throw new BackupDestinationError(dest, "not-empty", entries.slice(0, 5));
   }
+  const remote = manager.driver.remote === true;
+  if (remote && options.pointInTime === true) {
+    throw new TypeError(
+      "pointInTime is for shard files (their files are copied while writes pause); shards on " +
+        "servers are each backed up as one read snapshot, so leave pointInTime out",
+    );
+  }
   await manager.ready();
-  const map = readShardMap(manager.dbDir);
+  const map = remote
+    ? await manager.getPool(0).withConnection((c) => readRemoteMap(c, manager.dbDir))
+    : readShardMap(manager.dbDir);
   if (map === undefined) throw new Error(`${manager.dbDir} has no shard map after ready()`);
   if (entries === undefined) await Deno.mkdir(dest, { recursive: true, mode: 0o700 });
 
@@ -396,7 +412,7 @@ async function writeBackup(
         throw error === signal?.reason ? error : new ShardOperationError(shardId, pool.path, error);
       });
     }
-    const rows = await withFileHandle(manager.driver, target, countRows);
+    const rows = await withFileHandle(localDriver(manager.driver), target, countRows);
     fsyncFile(target);
     const sizeBytes = (await Deno.stat(target)).size;
     const sha256 = await sha256File(target);
@@ -492,7 +508,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** Reads and validates the manifest and the shard map of a backup. */
-function readBackup(backupDir: string): { manifest: BackupManifest; map: ShardMap } {
+export function readBackup(backupDir: string): { manifest: BackupManifest; map: ShardMap } {
   const manifestPath = `${backupDir}/${BACKUP_MANIFEST_FILE}`;
   const bad = (detail: string, cause?: unknown): BackupVerificationError =>
     new BackupVerificationError(
@@ -577,7 +593,7 @@ function readBackup(backupDir: string): { manifest: BackupManifest; map: ShardMa
 }
 
 /** Copies a backup file into `staging`, checks its integrity, then its checksum. */
-async function verifyFile(
+export async function verifyFile(
   backupDir: string,
   entry: BackupFileEntry,
   staging: string,

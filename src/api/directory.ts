@@ -13,6 +13,16 @@ import { sameLayout, strategyFromDescriptor } from "../routing/strategies.ts";
 import { readKeySchema } from "./key_schema.ts";
 import { shardFilePath } from "./layout.ts";
 import type { ManagerParts } from "./parts.ts";
+import type { PooledConnection } from "../pool/connection.ts";
+import type { RemoteShards } from "./remote.ts";
+import type { RemoteShard } from "./locations.ts";
+import {
+  epochOf,
+  readOrCreateRemoteMap,
+  readRemoteMap,
+  readRemotePlan,
+  updateRemoteMap,
+} from "./remote_map.ts";
 import { RESHARD_PLAN_FILE, type ReshardPlan } from "./reshard.ts";
 import {
   acquireDirectory,
@@ -30,6 +40,27 @@ import {
   writeShardMap,
 } from "./shard_map.ts";
 
+/** The owner part of the batch ids of clients of shards on servers: `t<ms since epoch>`. */
+const REMOTE_OWNER_PREFIX = "t";
+
+/**
+ * Shards on servers: a batch this young may still be being written by its client, so a
+ * recovery (by any client, when it opens) leaves it alone.
+ */
+export const REMOTE_BATCH_AGE_MS = 60_000;
+let remoteBatchAgeMs = REMOTE_BATCH_AGE_MS;
+
+/** @internal Tests: how old a batch of shards on servers must be to be recovered. */
+export function setRemoteBatchAgeForTests(ms: number): void {
+  remoteBatchAgeMs = ms;
+}
+
+function remoteOwnerIsLive(owner: string): boolean {
+  if (!owner.startsWith(REMOTE_OWNER_PREFIX)) return false;
+  const at = Number(owner.slice(REMOTE_OWNER_PREFIX.length));
+  return Number.isFinite(at) && Date.now() - at < remoteBatchAgeMs;
+}
+
 // Batch recovery under way, by directory (real path), for managers sharing it to await.
 const recoveries = new Map<string, Promise<void>>();
 
@@ -44,8 +75,13 @@ export class ShardDirectory {
     this.#parts = parts;
   }
 
-  /** Under shared access, this user's id (its batches carry it); else undefined. */
+  /**
+   * Under shared access, this user's id (its batches carry it); else undefined. Shards
+   * on servers: the time, so that a recovery leaves batches younger than
+   * {@link REMOTE_BATCH_AGE_MS} to the client still writing them.
+   */
   get userId(): string | undefined {
+    if (this.#parts.remote !== null) return `${REMOTE_OWNER_PREFIX}${Date.now()}`;
     return this.#hold?.userId;
   }
 
@@ -60,6 +96,7 @@ export class ShardDirectory {
    * directory again, with the pools opened for recovery.
    */
   async open(): Promise<void> {
+    if (this.#parts.remote !== null) return await this.#openRemote(this.#parts.remote);
     const { dbDir, admission, tables, pools } = this.#parts;
     await Deno.mkdir(dbDir, { recursive: true, mode: 0o700 });
     // shutdown() may have run while mkdir was awaited: take no lock it would not release.
@@ -111,6 +148,94 @@ export class ShardDirectory {
     admission.markOpen();
   }
 
+  /**
+   * Shards on servers: reads the map from shard 0 (writing the first one), checks the
+   * layout, and completes batches a crashed client left (any client may).
+   */
+  async #openRemote(remote: RemoteShards): Promise<void> {
+    const { dbDir, admission, tables, pools } = this.#parts;
+    tables.shared = true;
+    tables.remoteStore = (change) => this.#onShardZero((c) => updateRemoteMap(c, dbDir, change));
+    try {
+      const map = await this.#onShardZero((c) =>
+        readOrCreateRemoteMap(c, dbDir, () => ({
+          ...this.#firstMap(),
+          epoch: 1,
+          servers: remote.servers.map((s) => s.url),
+        }))
+      );
+      admission.pending = parsePlan(
+        dbDir,
+        await this.#onShardZero((c) => readRemotePlan(c)),
+      );
+      const pendingTo = admission.pending?.to;
+      if (pendingTo !== undefined && sameLayout(pendingTo, this.#parts.strategy.describe())) {
+        this.#parts.useStrategy(strategyFromDescriptor(map.strategy));
+      }
+      checkLayout(dbDir, map, this.#parts.strategy);
+      tables.load(map);
+      if (admission.isClosed) throw admission.closedError();
+      // A crashed reshard's span: the servers it recorded (it resumes over them).
+      if (admission.pending === null) await this.#recoverRemote(remote, remoteOwnerIsLive);
+    } catch (error) {
+      await pools.discard();
+      throw error;
+    }
+    admission.markOpen();
+  }
+
+  /** Completes the batches of shards on servers that `ownerIsLive` says are abandoned. */
+  async #recoverRemote(remote: RemoteShards, ownerIsLive: (owner: string) => boolean) {
+    this.#batchRecovery = await recoverBatches(
+      this.#parts.strategy.getAllShardIds(),
+      (shardId, fn) => {
+        const pool = this.#parts.getPool(shardId);
+        return pool.withConnection(fn).catch((error) => {
+          throw remote.failure(shardId, error) ??
+            new ShardOperationError(shardId, pool.path, error);
+        });
+      },
+      ownerIsLive,
+    );
+  }
+
+  /** Runs `fn` on shard 0 (where the map of shards on servers lives). */
+  #onShardZero<T>(fn: (conn: PooledConnection) => Promise<T>): Promise<T> {
+    const pool = this.#parts.getPool(0);
+    return pool.withConnection(fn).catch((error) => {
+      throw this.#parts.remote?.failure(0, error) ?? error;
+    });
+  }
+
+  /**
+   * Shards on servers: reads the map on shard 0 again and routes by it (after a write
+   * found its shard on another layout epoch: another client resharded).
+   */
+  async reloadRemoteMap(): Promise<void> {
+    const { dbDir, tables } = this.#parts;
+    const map = await this.#onShardZero((c) => readRemoteMap(c, dbDir));
+    if (map === undefined) return;
+    const current = tables.current;
+    if (current !== null && epochOf(map) <= epochOf(current)) {
+      tables.replace(map);
+      return;
+    }
+    // Servers this client was not given (another client grew the layout): reached as
+    // shard 0 is, with its token.
+    const remote = this.#parts.remote;
+    if (remote !== null && map.servers !== undefined && map.servers.length > remote.count) {
+      const own = remote.servers;
+      const first = own[0] as RemoteShard;
+      await remote.setServers(
+        map.servers.map((url, shardId) =>
+          own[shardId] ?? { shardId, url, replicas: [], driver: first.driver }
+        ),
+      );
+    }
+    this.#parts.useStrategy(strategyFromDescriptor(map.strategy));
+    tables.replace(map);
+  }
+
   /** The map of a new directory: this manager's layout, no tables, the current key form. */
   #firstMap(): ShardMap {
     return {
@@ -137,8 +262,15 @@ export class ShardDirectory {
     this.#hold = null;
   }
 
-  /** Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). */
+  /**
+   * Completes cross-shard insertMany batches a crash interrupted (see `batches.ts`). For
+   * shards on servers (called by a reshard, once every shard is fenced, so that no batch
+   * can still be in flight): every batch found.
+   */
   async recoverBatches(): Promise<void> {
+    if (this.#parts.remote !== null) {
+      return await this.#recoverRemote(this.#parts.remote, () => false);
+    }
     const { dbDir, admission } = this.#parts;
     const limit = Math.max(this.#parts.strategy.numShards, admission.pending?.span ?? 0);
     const existing: number[] = [];
@@ -208,9 +340,15 @@ function readReshardPlan(dbDir: string): ReshardPlan | null {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  const plan = JSON.parse(text) as ReshardPlan;
+  return parsePlan(dbDir, JSON.parse(text));
+}
+
+/** A plan as read (from the plan file or shard 0), checked; null when there is none. */
+function parsePlan(where: string, value: unknown): ReshardPlan | null {
+  if (value === undefined) return null;
+  const plan = value as ReshardPlan;
   if (plan?.format !== 1) {
-    throw new ReshardError(dbDir, `${RESHARD_PLAN_FILE} has an unknown format`);
+    throw new ReshardError(where, `the reshard plan has an unknown format`);
   }
   return plan;
 }

@@ -44,6 +44,11 @@ export class LoadedMap {
    * a table not found is looked for again on disk, and changes are merged under a lock.
    */
   shared = false;
+  /**
+   * Shards on servers: changes the map where it lives (shard 0), in one transaction, and
+   * resolves to the map as changed; null for a directory's map file.
+   */
+  remoteStore: ((change: (map: ShardMap) => ShardMap) => Promise<ShardMap>) | null = null;
   #loadedAt: number | null = null;
 
   /** The map of `dbDir` (where {@link update} writes it). */
@@ -59,7 +64,7 @@ export class LoadedMap {
   /** Takes `map` as read when the directory opens (the key-column cache is kept). */
   load(map: ShardMap): void {
     this.#map = map;
-    this.#loadedAt = this.#mtime();
+    this.#loadedAt = this.remoteStore === null ? this.#mtime() : null;
   }
 
   #mtime(): number | null {
@@ -72,7 +77,7 @@ export class LoadedMap {
 
   /** Shared access: reloads the map when another user has written it since. */
   #refresh(): boolean {
-    if (!this.shared || this.#map === null) return false;
+    if (!this.shared || this.#map === null || this.remoteStore !== null) return false;
     const mtime = this.#mtime();
     if (mtime === this.#loadedAt) return false;
     const fresh = readShardMap(this.#dbDir);
@@ -93,7 +98,15 @@ export class LoadedMap {
    * shared access the change is applied to the map as on disk, under a lock, so that two
    * users' changes never overwrite each other.
    */
-  update(change: (tables: ShardMap["tables"]) => void): void {
+  update(change: (tables: ShardMap["tables"]) => void): void | Promise<void> {
+    const remote = this.remoteStore;
+    if (remote !== null) {
+      return remote((map) => {
+        const next: ShardMap = { ...map, tables: { ...map.tables } };
+        change(next.tables);
+        return next;
+      }).then((next) => this.replace(next));
+    }
     if (!this.shared) {
       const map = this.#map as ShardMap;
       const next: ShardMap = { ...map, tables: { ...map.tables } };

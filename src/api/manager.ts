@@ -19,7 +19,7 @@ import type { KeyColumn, KeyForm } from "../routing/key_column.ts";
 import {
   type IterateRouteOptions,
   type QueryAllOptions,
-  type RouteOptions,
+  type ReadRouteOptions,
   Router,
   type SelectRouteOptions,
   type ShardSource,
@@ -37,6 +37,7 @@ import type { CreateTableOptions } from "../sql/schema.ts";
 import { validateIdentifier } from "../sql/identifiers.ts";
 import type { Where } from "../sql/where.ts";
 import type { AbortOption } from "../routing/abort.ts";
+import type { ReadFromOption } from "../routing/read_from.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { Admission } from "./admission.ts";
 import {
@@ -70,6 +71,10 @@ import {
   type VerifyPlacementOptions,
 } from "./placement.ts";
 import { PoolCache } from "./pool_cache.ts";
+import { ManagerSource } from "./manager_source.ts";
+import { RemoteShards } from "./remote.ts";
+import { type RemoteRestoreTarget, restoreOntoServers } from "./remote_restore.ts";
+import { epochOf } from "./remote_map.ts";
 import { parseShardFileName } from "./layout.ts";
 import { registerWorkerHost, WorkerHost, type WorkerHostStats } from "../workers/host.ts";
 import { driverKindOf } from "../workers/options.ts";
@@ -87,7 +92,7 @@ export type { ShardInfo, ShardLayout, ShardStats } from "./stats.ts";
  * Restricts `count`, `sum`, `avg`, `min` and `max` to the rows of one shard key (on its
  * shard). A `key` that is present but `undefined` or `null` is refused.
  */
-export interface KeyOption extends AbortOption {
+export interface KeyOption extends AbortOption, ReadFromOption {
   /** The shard key. */
   key?: ShardKey;
 }
@@ -97,68 +102,6 @@ const managers = new Set<ShardManager>();
 /** @internal Every open manager of the process, for module-level shutdown(). */
 export function openManagers(): ShardManager[] {
   return [...managers];
-}
-
-/**
- * What a manager's own router sees of it: the manager's bookkeeping (`enter`, `leave`, the
- * driver's text rule, the batch owner, ...) without making it methods of the manager. A
- * class rather than an object of closures: the point-read path calls it on every read.
- */
-class ManagerSource implements ShardSource {
-  readonly #admission: Admission;
-  readonly #pools: PoolCache;
-  readonly #tables: LoadedMap;
-  readonly #directory: () => ShardDirectory;
-  readonly getPool: (shardId: number) => ConnectionPool;
-  readonly maxConcurrentShards: number;
-  readonly checkText: ((text: string) => string | undefined) | undefined;
-  constructor(
-    admission: Admission,
-    pools: PoolCache,
-    tables: LoadedMap,
-    getPool: (shardId: number) => ConnectionPool,
-    directory: () => ShardDirectory,
-    maxConcurrentShards: number,
-    driver: Driver,
-  ) {
-    this.#admission = admission;
-    this.#pools = pools;
-    this.#tables = tables;
-    this.getPool = getPool;
-    this.#directory = directory;
-    this.maxConcurrentShards = maxConcurrentShards;
-    this.checkText = driver.checkText === undefined
-      ? undefined
-      : (text: string) => driver.checkText?.(text);
-  }
-  ready(): Promise<void> {
-    return this.#admission.ready();
-  }
-  get isReady(): boolean {
-    return this.#admission.isReady;
-  }
-  enter(): void {
-    this.#admission.enter();
-  }
-  leave(): void {
-    this.#pools.trim();
-    this.#admission.leave();
-  }
-  getShardKeyColumn(table: string): string | undefined {
-    return this.#tables.shardKeyColumn(table);
-  }
-  getKeyColumn(table: string): KeyColumn | undefined {
-    return this.#tables.keyColumn(table);
-  }
-  hasTable(table: string): boolean {
-    return this.#tables.recordedName(table) !== undefined;
-  }
-  get keyForm(): KeyForm {
-    return this.#tables.keyForm;
-  }
-  get batchOwner(): string | undefined {
-    return this.#directory().userId;
-  }
 }
 
 /**
@@ -200,6 +143,8 @@ export class ShardManager implements ShardSource {
   readonly #source: ManagerSource;
   // What the files implementing the operations below get instead of the manager.
   readonly #parts: ManagerParts;
+  // Shards on servers (`shards`), or null for shard files in dbDir.
+  readonly #remote: RemoteShards | null;
   #closed: Promise<void> | null = null;
   // The shard workers (`workers` option), or null in-thread.
   readonly #workers: WorkerHost | null;
@@ -217,6 +162,10 @@ export class ShardManager implements ShardSource {
     this.maxConcurrentShards = settings.maxConcurrentShards;
     this.access = settings.access;
     this.#poolOptions = settings.pool;
+    const remote = settings.remote === null
+      ? null
+      : new RemoteShards(settings.remote, settings.pool);
+    this.#remote = remote;
     this.#workers = settings.workers === 0 ? null : new WorkerHost({
       workers: settings.workers,
       driver: this.driver,
@@ -227,7 +176,11 @@ export class ShardManager implements ShardSource {
     const poolOptions = this.#workers === null
       ? this.#poolOptions
       : { ...this.#poolOptions, driver: this.#workers.driver };
-    this.#pools = new PoolCache(this.dbDir, poolOptions, settings.maxOpenShards);
+    this.#pools = new PoolCache(
+      remote === null ? this.dbDir : (shardId) => remote.place(shardId),
+      poolOptions,
+      settings.maxOpenShards,
+    );
     this.#tables = new LoadedMap(this.dbDir);
     this.#admission = new Admission(this.dbDir, () => this.#directory.open());
     this.#source = this.#makeSource();
@@ -246,6 +199,11 @@ export class ShardManager implements ShardSource {
       () => this.#directory,
       this.maxConcurrentShards,
       this.driver,
+      this.#remote === null ? undefined : {
+        remote: this.#remote,
+        epoch: () => epochOf(this.#tables.current as ShardMap),
+        reload: () => this.#directory.reloadRemoteMap(),
+      },
     );
   }
 
@@ -273,6 +231,7 @@ export class ShardManager implements ShardSource {
       router: this.#router,
       getPool: (shardId) => this.getPool(shardId),
       ready: () => this.ready(),
+      remote: this.#remote,
     };
   }
 
@@ -286,9 +245,12 @@ export class ShardManager implements ShardSource {
     return this.#source.batchOwner;
   }
 
-  /** The driver of every shard's pool (`pool.driver`, `wasmDriver` by default). */
+  /**
+   * The driver of every shard's pool (`pool.driver`, `wasmDriver` by default; the libsql
+   * driver for shards on servers).
+   */
   get driver(): Driver {
-    return this.#poolOptions.driver ?? defaultPoolDriver();
+    return this.#remote?.place(0).driver ?? this.#poolOptions.driver ?? defaultPoolDriver();
   }
 
   /**
@@ -400,9 +362,9 @@ export class ShardManager implements ShardSource {
     return recovery === null ? null : structuredClone(recovery);
   }
 
-  /** The path of shard `shardId`'s file. */
+  /** The path of shard `shardId`'s file (its server's URL for shards on servers). */
   shardPath(shardId: number): string {
-    return shardFilePath(this.dbDir, shardId);
+    return this.#remote?.place(shardId).path ?? shardFilePath(this.dbDir, shardId);
   }
 
   /** The pool of shard `shardId` (created on first use). */
@@ -909,13 +871,14 @@ export class ShardManager implements ShardSource {
     where: Where | undefined,
     options: KeyOption | undefined,
   ): Promise<SqlValue> {
-    const route: RouteOptions = { where };
+    const route: ReadRouteOptions = { where };
     if (options !== undefined) {
       if (options === null || typeof options !== "object") {
         throw new InvalidQueryError("options", "expected an object such as { key }");
       }
       if (Object.hasOwn(options, "key")) (route as { key?: unknown }).key = options.key;
       if (options.signal !== undefined) route.signal = options.signal;
+      if (options.readFrom !== undefined) route.readFrom = options.readFrom;
     }
     const result = await this.#router.routeAggregate(table, expression, route);
     return result[expression] ?? null;
@@ -968,7 +931,7 @@ export class ShardManager implements ShardSource {
   aggregate(
     table: string,
     expressions: string | readonly string[],
-    options?: RouteOptions,
+    options?: ReadRouteOptions,
   ): Promise<Record<string, SqlValue>> {
     return this.#router.routeAggregate(table, expressions, options);
   }
@@ -1003,19 +966,23 @@ export class ShardManager implements ShardSource {
     table: string,
     groupBy: string | readonly string[],
     expressions: string | readonly string[],
-    options?: RouteOptions,
+    options?: ReadRouteOptions,
   ): Promise<T[]> {
     return this.#router.routeAggregateBy(table, groupBy, expressions, options) as Promise<
       unknown[]
     > as Promise<T[]>;
   }
 
-  /** Raw SQL on the shard of `key`; returns its rows. */
+  /**
+   * Raw SQL on the shard of `key`; returns its rows. On shards on servers, a statement
+   * other than SELECT, VALUES or EXPLAIN runs in a transaction that checks the layout
+   * epoch first (see `ShardManagerOptions.shards`).
+   */
   query<T extends object = Row>(
     key: ShardKey,
     sql: string,
     params?: Params,
-    options?: AbortOption,
+    options?: AbortOption & ReadFromOption,
   ): Promise<T[]> {
     return this.#router.routeQuery(key, sql, params, options) as Promise<unknown[]> as Promise<
       T[]
@@ -1086,7 +1053,7 @@ export class ShardManager implements ShardSource {
       verifyPlacement({
         map: this.#tables.current as ShardMap,
         strategy: this.strategy,
-        exists: (id) => fileExists(this.shardPath(id)),
+        exists: (id) => this.#remote !== null || fileExists(this.shardPath(id)),
         pool: (id) => this.getPool(id),
       }, options));
   }
@@ -1116,13 +1083,18 @@ export class ShardManager implements ShardSource {
   /**
    * Restores a backup into `dbDir`, verifying every file first (manifest, checksums,
    * `integrity_check`, map). Refuses a non-empty `dbDir` unless `overwrite: true`, and a
-   * directory another process (or manager) owns.
+   * directory another process (or manager) owns. Given `{ shards: [urls] }` instead, the
+   * backup goes onto those servers (one per shard, as `ShardManagerOptions.shards`): a
+   * server holding tables is refused unless `overwrite: true`, and the map written on
+   * shard 0 gets a new layout epoch, so clients still routing by what was there before
+   * have their writes refused.
    */
   static restore(
     backupDir: string,
-    dbDir: string,
+    dbDir: string | RemoteRestoreTarget,
     options?: RestoreOptions,
   ): Promise<RestoreReport> {
+    if (typeof dbDir !== "string") return restoreOntoServers(backupDir, dbDir, options);
     return restoreShards(backupDir, dbDir, options);
   }
 
@@ -1189,6 +1161,7 @@ export class ShardManager implements ShardSource {
     // Best effort: whatever is left is cleaned when the directory is next opened.
     await this.#router.flushBatches((id) => this.#pools.peek(id)).catch(() => {});
     const results = await this.#pools.closeAll(options);
+    await this.#remote?.close();
     // After the pools' closes (a worker answers in order), before others may take the files.
     await this.#workers?.shutdown();
     this.#directory.release();

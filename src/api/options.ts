@@ -9,14 +9,34 @@ import { shardFilePath } from "./layout.ts";
 import { checkAccess, ConnectionPool, defaultPoolDriver, type PoolOptions } from "../pool/pool.ts";
 import type { QueryEvent } from "../pool/query_monitor.ts";
 import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
+import { parseShardLocations, type RemoteShard, type ShardLocationInput } from "./locations.ts";
 import { checkWorkers } from "../workers/options.ts";
 
 /** Options of a {@link ShardManager}. */
 export interface ShardManagerOptions {
   /** How many shard files. Required unless `strategy` is given. */
   numShards?: number;
-  /** The directory of the shard files (`shard_<id>.db`) and the shard map. */
-  dbDir: string;
+  /**
+   * The directory of the shard files (`shard_<id>.db`) and the shard map. Required unless
+   * `shards` places the shards on servers.
+   */
+  dbDir?: string;
+  /**
+   * The shards' servers (libSQL / sqld), in shard-id order: a URL (`ws://`, `wss://`,
+   * `http://`, `https://`, `libsql://`) or `{ url, authToken?, replicas? }`. The number of
+   * shards is the list's length; no `dbDir` (the shard map lives on shard 0, where every
+   * client reads it). Every manager call works as on local files. Needs `--allow-net` to
+   * the servers only.
+   *
+   * @example
+   * ```ts ignore
+   * import { ShardManager } from "../../mod.ts";
+   * await using manager = new ShardManager({
+   *   shards: ["ws://10.0.0.1:8080", { url: "wss://db2.example:443", authToken: "…" }],
+   * });
+   * ```
+   */
+  shards?: readonly ShardLocationInput[];
   /** How keys map to shards. Default: `new HashStrategy(numShards)`. */
   strategy?: ShardingStrategy;
   /** Options of every shard's {@link ConnectionPool}. */
@@ -124,8 +144,10 @@ export interface ManagerSettings {
   maxOpenShards: number;
   /** Every shard pool's options (a copy, with `access` set). */
   pool: PoolOptions;
-  /** How the directory is held. */
+  /** How the directory is held (always `"shared"` for shards on servers). */
   access: "exclusive" | "shared";
+  /** The shards' servers (`shards`), or null for shard files in `dbDir`. */
+  remote: RemoteShard[] | null;
   /** How many shard workers (0: in-thread). */
   workers: number;
 }
@@ -151,6 +173,7 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
   if (options === null || typeof options !== "object") {
     throw new TypeError("ShardManager options must be an object with numShards and dbDir");
   }
+  if (options.shards !== undefined) return checkRemoteOptions(options);
   if (typeof options.dbDir !== "string" || options.dbDir.trim() === "") {
     throw new TypeError(`dbDir must be a non-empty string, got ${JSON.stringify(options.dbDir)}`);
   }
@@ -166,14 +189,7 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
       `numShards (${options.numShards}) differs from the strategy's (${strategy.numShards})`,
     );
   }
-  const concurrency = options.maxConcurrentShards ?? 16;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
-  }
-  const maxOpen = options.maxOpenShards ?? DEFAULT_MAX_OPEN_SHARDS;
-  if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) {
-    throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
-  }
+  const { concurrency, maxOpen } = checkBounds(options);
   const dbDir = options.dbDir.replace(/\/+$/, "") || "/";
   const access = options.access ?? options.pool?.access ?? "exclusive";
   if (options.pool?.access !== undefined && options.pool.access !== access) {
@@ -192,13 +208,7 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
   checkAccess(access, driver);
   const workers = checkWorkers(options.workers, driver, access);
   const pool: PoolOptions = { ...options.pool, access };
-  for (const name of ["onQuery", "slowQueryMs", "timeStatements"] as const) {
-    if (options[name] === undefined) continue;
-    if (options.pool?.[name] !== undefined) {
-      throw new TypeError(`${name} is set both on the manager and in pool; set it once`);
-    }
-    (pool as Record<string, unknown>)[name] = options[name];
-  }
+  takeObservers(options, pool);
   // Fail at construction on bad pool options rather than at the first query.
   new ConnectionPool(shardFilePath(dbDir, 0), pool);
   return {
@@ -208,6 +218,80 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
     maxOpenShards: maxOpen,
     pool,
     access,
+    workers,
+    remote: null,
+  };
+}
+
+/** `maxConcurrentShards` and `maxOpenShards`, checked, defaults filled in. */
+function checkBounds(options: ShardManagerOptions): { concurrency: number; maxOpen: number } {
+  const concurrency = options.maxConcurrentShards ?? 16;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`maxConcurrentShards must be a positive integer, got ${concurrency}`);
+  }
+  const maxOpen = options.maxOpenShards ?? DEFAULT_MAX_OPEN_SHARDS;
+  if (!Number.isSafeInteger(maxOpen) || maxOpen < 1) {
+    throw new RangeError(`maxOpenShards must be a positive integer, got ${maxOpen}`);
+  }
+  return { concurrency, maxOpen };
+}
+
+/** Moves the manager-level observers (`onQuery`, ...) into the pool options, set once. */
+function takeObservers(options: ShardManagerOptions, pool: PoolOptions): void {
+  for (const name of ["onQuery", "slowQueryMs", "timeStatements"] as const) {
+    if (options[name] === undefined) continue;
+    if (options.pool?.[name] !== undefined) {
+      throw new TypeError(`${name} is set both on the manager and in pool; set it once`);
+    }
+    (pool as Record<string, unknown>)[name] = options[name];
+  }
+}
+
+/** The options of a manager whose shards are on servers (`shards`). */
+function checkRemoteOptions(options: ShardManagerOptions): ManagerSettings {
+  const remote = parseShardLocations(options.shards);
+  if (options.dbDir !== undefined) {
+    throw new TypeError(
+      "dbDir names a directory of shard files; with shards, every shard is on its server " +
+        "and the shard map on shard 0: leave dbDir out",
+    );
+  }
+  if (options.numShards !== undefined && options.numShards !== remote.length) {
+    throw new RangeError(
+      `numShards (${options.numShards}) differs from the number of shards listed (${remote.length})`,
+    );
+  }
+  const strategy = options.strategy ?? new HashStrategy(remote.length);
+  if (strategy.numShards !== remote.length) {
+    throw new RangeError(
+      `the strategy has ${strategy.numShards} shards, shards lists ${remote.length} servers`,
+    );
+  }
+  if (options.pool?.driver !== undefined) {
+    throw new TypeError("shards on servers use the libsql driver; leave pool.driver out");
+  }
+  const access = options.access ?? options.pool?.access ?? "shared";
+  if (access !== "shared" || (options.pool?.access ?? "shared") !== "shared") {
+    throw new TypeError(
+      `access is "shared" for shards on servers (many clients use them at once), got ` +
+        JSON.stringify(access === "shared" ? options.pool?.access : access),
+    );
+  }
+  const { concurrency, maxOpen } = checkBounds(options);
+  const pool: PoolOptions = { ...options.pool, access };
+  takeObservers(options, pool);
+  const first = remote[0] as RemoteShard;
+  new ConnectionPool(first.url, { ...pool, driver: first.driver }); // bad pool options fail here
+  // A server runs its own SQLite: workers > 0 is refused (by the driver's `remote`).
+  const workers = checkWorkers(options.workers, first.driver, access);
+  return {
+    dbDir: first.url,
+    strategy,
+    maxConcurrentShards: concurrency,
+    maxOpenShards: maxOpen,
+    pool,
+    access,
+    remote,
     workers,
   };
 }

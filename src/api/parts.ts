@@ -12,6 +12,7 @@ import type { Admission } from "./admission.ts";
 import type { ShardDirectory } from "./directory.ts";
 import type { LoadedMap } from "./loaded_map.ts";
 import type { PoolCache } from "./pool_cache.ts";
+import type { RemoteShards } from "./remote.ts";
 
 /** One manager's parts. */
 export interface ManagerParts {
@@ -39,4 +40,6 @@ export interface ManagerParts {
   getPool(shardId: number): ConnectionPool;
   /** Resolves when operations may run (`ShardManager.ready`). */
   ready(): Promise<void>;
+  /** The shards' servers (`shards`), or null for shard files in `dbDir`. */
+  readonly remote: RemoteShards | null;
 }

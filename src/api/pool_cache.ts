@@ -6,8 +6,15 @@
  */
 
 import { ConnectionPool, type PoolMetrics, type PoolOptions } from "../pool/pool.ts";
+import type { Driver } from "../driver/driver.ts";
 import { shardFilePath } from "./layout.ts";
 import { ShardMetrics } from "./shard_metrics.ts";
+
+/**
+ * Where shard `shardId` lives: its file path or server URL, and the driver reaching it
+ * when that is not the pool options' own.
+ */
+export type ShardPlace = (shardId: number) => { path: string; driver?: Driver };
 
 /** What {@link PoolCache.stats} returns (a manager's `openShards`). */
 export interface OpenShards {
@@ -37,7 +44,7 @@ export interface OpenShards {
  * ```
  */
 export class PoolCache {
-  readonly #dbDir: string;
+  readonly #place: ShardPlace;
   readonly #options: PoolOptions;
   readonly #max: number;
   readonly #pools = new Map<number, ConnectionPool>();
@@ -47,9 +54,14 @@ export class PoolCache {
   // The counts of pools closed here, so that a shard's counters survive its pool.
   readonly #metrics = new ShardMetrics();
 
-  /** A cache over the shard files of `dbDir`, each pool built with `options`. */
-  constructor(dbDir: string, options: PoolOptions, maxOpenShards: number) {
-    this.#dbDir = dbDir;
+  /**
+   * A cache over the shard files of `dbDir` (or the shards `place` locates), each pool
+   * built with `options`.
+   */
+  constructor(dbDir: string | ShardPlace, options: PoolOptions, maxOpenShards: number) {
+    this.#place = typeof dbDir === "string"
+      ? (shardId) => ({ path: shardFilePath(dbDir, shardId) })
+      : dbDir;
     this.#options = options;
     this.#max = maxOpenShards;
   }
@@ -58,9 +70,11 @@ export class PoolCache {
   get(shardId: number): ConnectionPool {
     let pool = this.#pools.get(shardId);
     if (pool === undefined) {
-      pool = new ConnectionPool(shardFilePath(this.#dbDir, shardId), {
+      const place = this.#place(shardId);
+      pool = new ConnectionPool(place.path, {
         name: `shard ${shardId}`,
         ...this.#options,
+        ...(place.driver === undefined ? {} : { driver: place.driver }),
       });
       pool.assignShard(shardId);
       this.#pools.set(shardId, pool);

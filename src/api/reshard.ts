@@ -14,7 +14,7 @@
  * @module
  */
 
-import { TimeSlice } from "../pool/yield.ts";
+import { TimeSlice, yieldToEventLoop } from "../pool/yield.ts";
 import { InvalidQueryError, ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
@@ -29,12 +29,15 @@ import { packInsert } from "../sql/dml.ts";
 import type { ShardingStrategy, StrategyDescriptor } from "../routing/strategies.ts";
 import type { Row, SqlValue } from "../types.ts";
 import { keyFormOf, type ShardMap } from "./shard_map.ts";
+import type { ShardLocationInput } from "./locations.ts";
 import { keyColumnFromEntry } from "./key_schema.ts";
 import { describeVersionSpread, readMigrationHistory, seedMigrationHistory } from "./migrations.ts";
 
 /** The plan file's name inside `dbDir`. */
 export const RESHARD_PLAN_FILE = "reshard.json";
 const MARKERS = "_shardlite_moved";
+// How often a running reshard records its progress (and always between shards and tables).
+const PLAN_WRITE_MS = 250;
 
 /** Progress of a running reshard. */
 export interface ReshardProgress {
@@ -58,6 +61,13 @@ export interface ReshardOptions {
   batchSize?: number;
   /** Stops between batches; the plan stays resumable. */
   signal?: AbortSignal;
+  /**
+   * Shards on servers: the servers of the layout being reached, in shard-id order, as in
+   * `ShardManagerOptions.shards`. Its first entries are the current servers; growing adds
+   * servers (each empty of tables), shrinking lists fewer (the others are left empty).
+   * Needed to grow; when absent, the current servers are kept.
+   */
+  shards?: readonly ShardLocationInput[];
 }
 
 /** What a reshard did. */
@@ -116,6 +126,11 @@ export interface ReshardPlan {
   conflicts?: PlacementConflict[];
   /** Repair: rows whose key cannot be routed at all (NULL, fractional ...), left in place. */
   unroutable?: UnroutableRow[];
+  /**
+   * Shards on servers: every server of the span, in shard-id order (URLs, no tokens), so
+   * that a resumed run reaches the same ones.
+   */
+  servers?: string[];
 }
 
 /** A misplaced row a repair could not move: its shard already holds a row that collides. */
@@ -157,11 +172,11 @@ export interface ReshardContext {
   /** A pool for any shard id in the span. */
   pool(shardId: number): ConnectionPool;
   /** Writes the plan atomically. */
-  writePlan(plan: ReshardPlan): void;
+  writePlan(plan: ReshardPlan): void | Promise<void>;
   /** Removes the plan file. */
-  deletePlan(): void;
+  deletePlan(): void | Promise<void>;
   /** Writes the new map atomically (the commit point). */
-  commitMap(map: ShardMap): void;
+  commitMap(map: ShardMap): void | Promise<void>;
   /** Closes and deletes the files of a shard that no longer exists. */
   removeShard(shardId: number): Promise<string[]>;
 }
@@ -220,6 +235,8 @@ async function preflight(context: ReshardContext, plan: ReshardPlan, fromCount: 
       );
     }
     for (let shard = 0; shard < fromCount; shard++) {
+      // A shard's checks read its whole table: the loop gets a turn between shards.
+      await yieldToEventLoop();
       await context.pool(shard).withConnection(async (c) => {
         const exists = await c.get(
           "SELECT 1 AS x FROM sqlite_schema WHERE type = 'table' AND name = ?",
@@ -292,6 +309,7 @@ async function copySchema(context: ReshardContext, span: number): Promise<void> 
   // every old shard is): it gets shard 0's history, or migrate() would run it all again.
   const history = await context.pool(0).withConnection(readMigrationHistory);
   for (let shard = 1; shard < span; shard++) {
+    await yieldToEventLoop();
     await context.pool(shard).withConnection(async (c) => {
       for (const item of schema) {
         const found = await c.get("SELECT 1 AS x FROM sqlite_schema WHERE name = ?", [
@@ -307,6 +325,7 @@ async function copySchema(context: ReshardContext, span: number): Promise<void> 
 async function countRows(context: ReshardContext, plan: ReshardPlan): Promise<number> {
   let total = 0;
   for (let shard = 0; shard < plan.span; shard++) {
+    await yieldToEventLoop();
     await context.pool(shard).withConnection(async (c) => {
       for (const table of plan.tables) {
         const row = await c.get(`SELECT count(*) AS n FROM ${quoteName(table)}`);
@@ -337,9 +356,10 @@ export async function runReshard(
   if (plan.state === "moving") {
     await preflight(context, plan, fromCount);
     // Durable before the first file is created or row moved.
-    context.writePlan(plan);
+    await context.writePlan(plan);
     await copySchema(context, plan.span);
     for (let shard = 0; shard < plan.span; shard++) {
+      await yieldToEventLoop();
       await context.pool(shard).withConnection((c) =>
         c.exec(
           `CREATE TABLE IF NOT EXISTS ${MARKERS} (run TEXT, tbl TEXT, src INTEGER, rid INTEGER, ` +
@@ -348,6 +368,7 @@ export async function runReshard(
       );
     }
     const totalRows = await countRows(context, plan);
+    let planWritten = performance.now();
     let scannedAll = Object.values(plan.counts).reduce((n, c) => n + c.scanned, 0);
     let movedAll = Object.values(plan.counts).reduce((n, c) => n + c.moved, 0);
     for (let t = plan.progress.table; t < plan.tables.length; t++) {
@@ -367,7 +388,11 @@ export async function runReshard(
             ? plan.progress.lastRowid
             : null;
         for (;;) {
-          options.signal?.throwIfAborted();
+          if (options.signal?.aborted) {
+            // Stopped between batches: the progress so far is recorded first.
+            await context.writePlan(plan);
+            options.signal.throwIfAborted();
+          }
           // A batch takes a few ms: the event loop gets a turn every slice.
           await slice.maybePause();
           const rows = await context.pool(source).withConnection((c) =>
@@ -441,6 +466,8 @@ export async function runReshard(
             );
             movedHere += copied.length;
             for (const row of copied) ids.push(row.__shardlite_rowid as number | bigint);
+            // Each copy ends with a COMMIT (an fsync): the loop gets a turn between them.
+            await slice.maybePause();
           }
           if (movedHere > 0) {
             await context.pool(source).withConnection((c) =>
@@ -456,6 +483,7 @@ export async function runReshard(
                 }
               })
             );
+            await slice.maybePause();
           }
           last = rowidText(rows[rows.length - 1]?.__shardlite_rowid);
           counts.scanned += rows.length;
@@ -463,7 +491,13 @@ export async function runReshard(
           scannedAll += rows.length;
           movedAll += movedHere;
           plan.progress = { table: t, shard: source, lastRowid: last };
-          context.writePlan(plan);
+          // The progress is written every PLAN_WRITE_MS, not every batch: a run resumed
+          // from an older progress reads those batches again, and their markers keep any
+          // row from being copied twice (an fsync a batch cost a tenth of the run).
+          if (performance.now() - planWritten >= PLAN_WRITE_MS) {
+            await context.writePlan(plan);
+            planWritten = performance.now();
+          }
           options.onProgress?.({
             table,
             shardId: source,
@@ -473,20 +507,20 @@ export async function runReshard(
           });
         }
         plan.progress = { table: t, shard: source + 1, lastRowid: null };
-        context.writePlan(plan);
+        await context.writePlan(plan);
       }
       plan.progress = { table: t + 1, shard: 0, lastRowid: null };
-      context.writePlan(plan);
+      await context.writePlan(plan);
     }
     // The commit point: from here the directory's layout is the new one.
-    context.commitMap({
+    await context.commitMap({
       ...context.map,
       numShards: target.numShards,
       strategy: target.describe(),
       keyForm: plan.toKeyForm ?? 1,
     });
     plan.state = "committed";
-    context.writePlan(plan);
+    await context.writePlan(plan);
   }
   for (let shard = 0; shard < target.numShards; shard++) {
     await context.pool(shard).withConnection((c) => c.exec(`DROP TABLE IF EXISTS ${MARKERS}`));
@@ -495,7 +529,7 @@ export async function runReshard(
   for (let shard = target.numShards; shard < plan.span; shard++) {
     removedFiles.push(...await context.removeShard(shard));
   }
-  context.deletePlan();
+  await context.deletePlan();
   const tables = structuredClone(plan.counts);
   for (const table of plan.tables) tables[table] ??= { scanned: 0, moved: 0 };
   return {

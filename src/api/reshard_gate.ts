@@ -26,7 +26,8 @@ import {
   type ReshardReport,
   runReshard,
 } from "./reshard.ts";
-import { type ShardMap, writeJsonAtomic, writeShardMap } from "./shard_map.ts";
+import { type ShardMap, writeJsonAtomicAsync, writeShardMap } from "./shard_map.ts";
+import { prepareRemoteReshard, type RemoteReshard } from "./remote_reshard.ts";
 import { directoryUsers, liveSharedUsers } from "./directory_lock.ts";
 
 /** Opens the directory if needed; refuses after shutdown and while a reshard runs. */
@@ -141,13 +142,21 @@ async function runGated(
   const { dbDir, admission } = parts;
   const release = admission.hold();
   admission.pending = plan;
+  // Whether the plan is durable (resumable) yet; a resumed one always is.
+  let persisted = resumed;
+  let remoteRun: RemoteReshard | undefined;
   try {
     // Let operations already admitted finish; new ones wait at the gate.
     const draining = admission.drain();
     if (draining !== undefined) await draining;
+    // Shards on servers: other clients cannot be counted, so they are fenced instead.
+    const remote = parts.remote === null
+      ? undefined
+      : await prepareRemoteReshard(parts, parts.remote, plan, to, options);
+    remoteRun = remote;
     // Another manager of this process on the directory would keep routing by the old
     // layout, and its batches in flight are not for recovery to touch.
-    if (directoryUsers(dbDir) > 1) {
+    if (remote === undefined && directoryUsers(dbDir) > 1) {
       throw new ReshardError(
         dbDir,
         `another ShardManager in this process has the directory open; shut it down ` +
@@ -156,7 +165,7 @@ async function runGated(
     }
     // Under shared access, other isolates and processes would keep routing by the old
     // layout: a reshard or repair needs the directory alone.
-    if (parts.access === "shared") {
+    if (remote === undefined && parts.access === "shared") {
       const others = liveSharedUsers(dbDir).filter((u) => u.id !== parts.directory.userId);
       if (others.length > 0) {
         throw new ReshardError(
@@ -173,6 +182,7 @@ async function runGated(
     await parts.directory.recoverBatches();
     const waiting = parts.directory.batchRecovery?.pending ?? [];
     if (waiting.length > 0) {
+      if (!persisted) await remote?.undo();
       const first = waiting[0] as BatchRecovery["pending"][number];
       throw new ReshardError(
         dbDir,
@@ -183,31 +193,42 @@ async function runGated(
       );
     }
     const fromCount = parts.strategy.numShards;
+    const local: RemoteReshard["context"] = {
+      // Asynchronous file operations: the fsync after every batch stays off the event loop.
+      writePlan: (p) => writeJsonAtomicAsync(`${dbDir}/${RESHARD_PLAN_FILE}`, p),
+      deletePlan: () => Deno.remove(`${dbDir}/${RESHARD_PLAN_FILE}`),
+      commitMap: (map) => {
+        writeShardMap(dbDir, map);
+        parts.tables.replace(map);
+        parts.useStrategy(to);
+      },
+      removeShard: async (id) => {
+        await parts.pools.remove(id);
+        const removed: string[] = [];
+        for (const path of [shardFilePath(dbDir, id), `${shardFilePath(dbDir, id)}-wal`]) {
+          try {
+            await Deno.remove(path);
+            removed.push(path);
+          } catch (error) {
+            if (!(error instanceof Deno.errors.NotFound)) throw error;
+          }
+        }
+        return removed;
+      },
+    };
+    const steps = remote?.context ?? local;
     const report = await runReshard(
       {
         dbDir,
         map: parts.tables.current as ShardMap,
         pool: (id) => parts.getPool(id),
-        writePlan: (p) => writeJsonAtomic(`${dbDir}/${RESHARD_PLAN_FILE}`, p),
-        deletePlan: () => Deno.removeSync(`${dbDir}/${RESHARD_PLAN_FILE}`),
-        commitMap: (map) => {
-          writeShardMap(dbDir, map);
-          parts.tables.replace(map);
-          parts.useStrategy(to);
+        writePlan: async (p) => {
+          await steps.writePlan(p);
+          persisted = true;
         },
-        removeShard: async (id) => {
-          await parts.pools.remove(id);
-          const removed: string[] = [];
-          for (const path of [shardFilePath(dbDir, id), `${shardFilePath(dbDir, id)}-wal`]) {
-            try {
-              await Deno.remove(path);
-              removed.push(path);
-            } catch (error) {
-              if (!(error instanceof Deno.errors.NotFound)) throw error;
-            }
-          }
-          return removed;
-        },
+        deletePlan: () => steps.deletePlan(),
+        commitMap: (map) => steps.commitMap(map),
+        removeShard: (id) => steps.removeShard(id),
       },
       plan,
       to,
@@ -217,11 +238,16 @@ async function runGated(
     );
     admission.pending = null;
     return report;
+  } catch (error) {
+    // Failed before its plan was recorded: nothing moved, so the fence comes down.
+    if (!persisted) await remoteRun?.undo();
+    throw error;
   } finally {
     // A failed or aborted run leaves its plan pending (resumable); ops stay refused.
-    if (admission.pending !== null && !fileExists(`${dbDir}/${RESHARD_PLAN_FILE}`)) {
-      admission.pending = null;
-    }
+    const recorded = parts.remote === null
+      ? fileExists(`${dbDir}/${RESHARD_PLAN_FILE}`)
+      : persisted;
+    if (admission.pending !== null && !recorded) admission.pending = null;
     release();
   }
 }

@@ -54,7 +54,7 @@ export async function createTable(
   });
   const schema = schemas.find((found) => found !== undefined);
   await parts.ready();
-  parts.tables.update((tables) => {
+  await parts.tables.update((tables) => {
     tables[recorded ?? table] = schema === undefined ? { shardKey: shardKey ?? null } : {
       shardKey: shardKey ?? null,
       keyType: {
@@ -91,7 +91,7 @@ export async function dropTable(
   const statement = buildDropTable(table, { ifExists: options.ifExists ?? true });
   await parts.router.routeEachShard((c) => c.exec(statement.sql));
   await parts.ready();
-  parts.tables.update((tables) => {
+  await parts.tables.update((tables) => {
     delete tables[parts.tables.recordedName(table) ?? table];
   });
 }

@@ -53,6 +53,17 @@ export interface ShardMap {
    * key forms existed, which keep form 1 until a reshard or `repairPlacement` moves them.
    */
   keyForm?: KeyForm;
+  /**
+   * Shards on servers: the layout's generation, 1 for the first and one more after each
+   * reshard. Every write checks it against the shard's own copy, so a client that missed
+   * a reshard is refused rather than writing under the old layout. Absent: 1.
+   */
+  epoch?: number;
+  /**
+   * Shards on servers: each shard's server (URL, no token), in shard-id order, so that a
+   * client whose list is shorter (another client grew the layout) can reach the new ones.
+   */
+  servers?: string[];
 }
 
 /** The key form a map routes by. */
@@ -72,27 +83,35 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw new ShardOpenError(path, "cannot read the shard map", { cause: error });
   }
+  return parseShardMap(text, dbDir, SHARD_MAP_FILE);
+}
+
+/**
+ * A map read from `source` (`SHARD_MAP_FILE`, or a server's reserved table), checked.
+ * `where` is what errors name (the directory, or shard 0's URL).
+ */
+export function parseShardMap(text: string, where: string, source: string): ShardMap {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ShardMapMismatchError(dbDir, `${SHARD_MAP_FILE} is not valid JSON (${error})`);
+    throw new ShardMapMismatchError(where, `${source} is not valid JSON (${error})`);
   }
   const map = parsed as Partial<ShardMap>;
   if (map === null || typeof map !== "object" || map.format !== SHARD_MAP_FORMAT) {
     throw new ShardMapMismatchError(
-      dbDir,
-      `${SHARD_MAP_FILE} has format ${String(map?.format)}, this version reads ${SHARD_MAP_FORMAT}`,
+      where,
+      `${source} has format ${String(map?.format)}, this version reads ${SHARD_MAP_FORMAT}`,
     );
   }
   const strategy = strategyFromDescriptor(map.strategy);
   if (strategy.numShards !== map.numShards) {
-    throw new ShardMapMismatchError(dbDir, `numShards and strategy disagree in ${SHARD_MAP_FILE}`);
+    throw new ShardMapMismatchError(where, `numShards and strategy disagree in ${source}`);
   }
   if (map.keyForm !== undefined && map.keyForm !== 1 && map.keyForm !== 2) {
     throw new ShardMapMismatchError(
-      dbDir,
-      `${SHARD_MAP_FILE} has keyForm ${JSON.stringify(map.keyForm)}; this version reads 1 and 2`,
+      where,
+      `${source} has keyForm ${JSON.stringify(map.keyForm)}; this version reads 1 and 2`,
     );
   }
   return {
@@ -101,7 +120,18 @@ export function readShardMap(dbDir: string): ShardMap | undefined {
     strategy: strategy.describe(),
     tables: typeof map.tables === "object" && map.tables !== null ? map.tables : {},
     ...(map.keyForm === undefined ? {} : { keyForm: map.keyForm }),
+    ...(map.epoch === undefined ? {} : { epoch: checkEpochValue(map.epoch, where, source) }),
+    ...(Array.isArray(map.servers) && map.servers.every((u) => typeof u === "string")
+      ? { servers: map.servers }
+      : {}),
   };
+}
+
+function checkEpochValue(epoch: unknown, where: string, source: string): number {
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 1) {
+    throw new ShardMapMismatchError(where, `${source} has epoch ${JSON.stringify(epoch)}`);
+  }
+  return epoch as number;
 }
 
 /** Writes the map atomically: a temporary file, fsync, rename. */
@@ -121,6 +151,28 @@ export function writeJsonAtomic(path: string, value: unknown): void {
     file.close();
   }
   Deno.renameSync(temporary, path);
+}
+
+/**
+ * {@link writeJsonAtomic} with asynchronous file operations: the writes and the fsync run
+ * off the event loop (a reshard writes its plan after every batch).
+ */
+export async function writeJsonAtomicAsync(path: string, value: unknown): Promise<void> {
+  const temporary = `${path}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await Deno.open(temporary, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: 0o600,
+  });
+  try {
+    const bytes = encoder.encode(JSON.stringify(value, null, 2) + "\n");
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(temporary, path);
 }
 
 /** Compares a requested layout with the persisted one; throws on mismatch. */

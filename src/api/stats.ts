@@ -12,6 +12,7 @@ import { quoteIdentifier } from "../sql/identifiers.ts";
 import { shardFilePath } from "./layout.ts";
 import type { ManagerParts } from "./parts.ts";
 import { checkLayout, readShardMap } from "./shard_map.ts";
+import { readRemoteMap } from "./remote_map.ts";
 
 /** One shard as {@link ShardManager.getShardInfo} describes it. */
 export interface ShardInfo {
@@ -56,7 +57,7 @@ export function shardLayout(parts: ManagerParts): ShardLayout {
     strategy: strategy.describe(),
     shards: strategy.getAllShardIds().map((shardId) => ({
       shardId,
-      path: shardFilePath(dbDir, shardId),
+      path: parts.remote?.place(shardId).path ?? shardFilePath(dbDir, shardId),
     })),
     tables: structuredClone(parts.tables.current?.tables ?? {}),
   };
@@ -83,22 +84,33 @@ function statsOf(
 ): Promise<ShardStats[]> {
   return Promise.all(
     ids.map(async (shardId) => {
-      const path = shardFilePath(parts.dbDir, shardId);
+      const remote = parts.remote !== null;
+      const path = parts.remote?.place(shardId).path ?? shardFilePath(parts.dbDir, shardId);
       let sizeBytes = 0;
-      let exists = false;
-      try {
-        sizeBytes = (await Deno.stat(path)).size;
-        exists = true;
-        // Committed pages may still sit in the WAL until the next checkpoint.
-        sizeBytes += (await Deno.stat(`${path}-wal`)).size;
-      } catch {
-        // No file, or no WAL.
+      let exists = remote; // a server's database always exists
+      if (!remote) {
+        try {
+          sizeBytes = (await Deno.stat(path)).size;
+          exists = true;
+          // Committed pages may still sit in the WAL until the next checkpoint.
+          sizeBytes += (await Deno.stat(`${path}-wal`)).size;
+        } catch {
+          // No file, or no WAL.
+        }
       }
       const rows: Record<string, number> = {};
       let pool = parts.pools.peek(shardId);
       if (exists) {
         pool = parts.getPool(shardId);
         await pool.withConnection(async (c) => {
+          if (remote) {
+            // The server's files are its own: the database's size is its pages.
+            const pages = await c.get(
+              "SELECT page_count * page_size AS n FROM " +
+                "pragma_page_count(), pragma_page_size()",
+            );
+            sizeBytes = Number(pages?.["n"] ?? 0);
+          }
           for (const table of tables) {
             // Names come from the map file: quote (and so validate) them again.
             const row = await c.get(
@@ -107,7 +119,8 @@ function statsOf(
             rows[table] = Number(row?.["n"] ?? 0);
           }
         }).catch((error) => {
-          throw new ShardOperationError(shardId, path, error);
+          throw parts.remote?.failure(shardId, error) ??
+            new ShardOperationError(shardId, path, error);
         });
       }
       return { shardId, path, exists, sizeBytes, rows, pool: pool?.getPoolStats() ?? null };
@@ -123,7 +136,9 @@ export async function validateShardFiles(parts: ManagerParts): Promise<boolean> 
   await parts.ready();
   const { dbDir } = parts;
   try {
-    const map = readShardMap(dbDir);
+    const map = parts.remote === null
+      ? readShardMap(dbDir)
+      : await parts.getPool(0).withConnection((c) => readRemoteMap(c, dbDir));
     if (map === undefined) return false;
     checkLayout(dbDir, map, parts.strategy);
   } catch {
@@ -132,7 +147,7 @@ export async function validateShardFiles(parts: ManagerParts): Promise<boolean> 
   const results = await Promise.all(
     parts.strategy.getAllShardIds().map(async (shardId) => {
       try {
-        await Deno.stat(shardFilePath(dbDir, shardId));
+        if (parts.remote === null) await Deno.stat(shardFilePath(dbDir, shardId));
       } catch {
         return true;
       }

@@ -57,6 +57,7 @@ import type {
   PositionalRows,
 } from "./driver.ts";
 import { nativeDriver } from "./native.ts";
+import { openPaddedWs } from "./libsql_socket.ts";
 
 /** Options of {@link createLibsqlDriver}. */
 export interface LibsqlDriverOptions {
@@ -241,7 +242,7 @@ const EMPTY_SQL = /^(?:\s|;|--[^\n]*(?:\n|$)|\/\*[\s\S]*?(?:\*\/|$))*$/;
 function openClient(target: Target): hrana.Client {
   // Protocol 3: get_autocommit, which keeps inTransaction exact.
   const client = target.transport === "ws"
-    ? hrana.openWs(target.url, target.authToken, 3)
+    ? openPaddedWs(target.url, target.authToken)
     : hrana.openHttp(target.url, target.authToken, undefined, undefined, 3);
   client.intMode = "bigint";
   return client;
@@ -424,33 +425,60 @@ class LibsqlHandle implements DriverHandle {
 
   runMany(sql: string, paramSets: readonly Params[]): Promise<number> {
     if (paramSets.length === 0) return Promise.resolve(0);
+    const packed = packRows(sql, paramSets);
     return this.#send(sql, async (stream) => {
-      // One batch on the handle's stream (inside its transaction, if one is open): each
-      // step runs only if the one before succeeded, so a failure stops it, as locally.
-      const info = this.#parameters(sql);
-      const batch = stream.batch(false);
-      const steps: Promise<hrana.StmtResult | undefined>[] = [];
-      let previous: hrana.BatchStep | undefined;
-      for (const params of paramSets) {
-        const step = batch.step();
-        if (previous !== undefined) step.condition(hrana.BatchCond.ok(previous));
-        const result = step.run(statement(sql, params, info));
-        result.catch(() => {});
-        steps.push(result);
-        previous = step;
-      }
-      await batch.execute();
+      if (packed === undefined) return await this.#batch(stream, paramSets.map((p) => [sql, p]));
       let changes = 0;
-      for (const step of steps) {
-        const result = await step; // the first failure throws
-        if (result === undefined) break;
-        changes += result.affectedRowCount;
-        if (result.lastInsertRowid !== undefined) {
-          this.#lastInsertRowid = readValue(result.lastInsertRowid) as number | bigint;
-        }
+      let done = 0; // packed statements that succeeded
+      try {
+        return await this.#batch(stream, packed.statements, (n) => {
+          changes += n;
+          done++;
+        });
+      } catch (error) {
+        if (!(error instanceof hrana.ResponseError)) throw error;
+        // A packed statement failed as a whole: its rows go again one at a time, so that
+        // those before the failing row are applied and the failure is that row's, as on a
+        // local handle.
+        const rows = paramSets.slice(done * packed.per, (done + 1) * packed.per);
+        return changes + await this.#batch(stream, rows.map((p) => [sql, p]));
       }
-      return changes;
     });
+  }
+
+  /**
+   * One batch on the handle's stream (inside its transaction, if one is open): each step
+   * runs only if the one before succeeded, so a failure stops it, as locally. Resolves to
+   * the rows changed; `progress` hears each step's changes as they are counted.
+   */
+  async #batch(
+    stream: hrana.Stream,
+    statements: readonly (readonly [string, Params])[],
+    progress?: (changes: number) => void,
+  ): Promise<number> {
+    const batch = stream.batch(false);
+    const steps: Promise<hrana.StmtResult | undefined>[] = [];
+    let previous: hrana.BatchStep | undefined;
+    for (const [text, params] of statements) {
+      const step = batch.step();
+      if (previous !== undefined) step.condition(hrana.BatchCond.ok(previous));
+      const result = step.run(statement(text, params, this.#parameters(text)));
+      result.catch(() => {});
+      steps.push(result);
+      previous = step;
+    }
+    await batch.execute();
+    let changes = 0;
+    for (const step of steps) {
+      const result = await step; // the first failure throws
+      if (result === undefined) break;
+      changes += result.affectedRowCount;
+      progress?.(result.affectedRowCount);
+      if (result.lastInsertRowid !== undefined) {
+        this.#lastInsertRowid = readValue(result.lastInsertRowid) as number | bigint;
+      }
+    }
+    return changes;
   }
 
   all(sql: string, params?: Params): Promise<Row[]> {
@@ -514,6 +542,46 @@ class LibsqlHandle implements DriverHandle {
       if (client !== this.#client) client.close();
     });
   }
+}
+
+// A one-row INSERT of positional parameters only: the part before the values tuple, the
+// tuple, and a clause after it (ON CONFLICT ...) that takes no parameters.
+const ONE_ROW_INSERT =
+  /^(\s*(?:INSERT|REPLACE)\b[\s\S]*?\bVALUES\s*)(\((?:\s*\?\s*,)*\s*\?\s*\))([^?;]*)$/i;
+// Rows per packed statement: SQLite's parameter limit, and a size sqld parses quickly.
+const PACKED_ROWS = 500;
+const PACKED_VALUES = 32_766;
+
+/**
+ * A `runMany` of a one-row INSERT over many rows, as multi-row INSERTs: each statement is
+ * a step of its own on the server (about 0.2 ms each, measured on sqld 0.24), so rows
+ * packed 500 to a statement cost a fraction of a statement each. Undefined when the
+ * statement or its parameters do not have that form (then each set is a step). A row
+ * that fails fails its whole statement, and the rows of earlier statements stay applied,
+ * as earlier rows do on a local handle: callers run it inside a transaction.
+ */
+function packRows(
+  sql: string,
+  paramSets: readonly Params[],
+): { statements: [string, SqlValue[]][]; per: number } | undefined {
+  if (paramSets.length < 2) return undefined;
+  const match = ONE_ROW_INSERT.exec(sql);
+  if (match === null) return undefined;
+  const [, head, tuple, tail] = match as unknown as [string, string, string, string];
+  const width = tuple.split("?").length - 1;
+  for (const params of paramSets) {
+    if (!Array.isArray(params) || params.length !== width) return undefined;
+  }
+  const per = Math.max(1, Math.min(PACKED_ROWS, Math.floor(PACKED_VALUES / width)));
+  const statements: [string, SqlValue[]][] = [];
+  for (let at = 0; at < paramSets.length; at += per) {
+    const rows = paramSets.slice(at, at + per) as readonly (readonly SqlValue[])[];
+    statements.push([
+      head + new Array<string>(rows.length).fill(tuple).join(", ") + tail,
+      rows.flat() as SqlValue[],
+    ]);
+  }
+  return { statements, per };
 }
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };

@@ -213,6 +213,8 @@ function hasSqliteHeader(path: string): boolean {
 }
 
 const registry = new Map<string, ShardFile>();
+// Entries of pools on servers, numbered (see attachShardFile).
+let remoteEntries = 0;
 
 // Shared access: the longest pause between retries of a statement that got SQLITE_BUSY.
 // Short, because a writer holds SQLite's write lock for about one commit (an fsync).
@@ -236,8 +238,9 @@ function registryKey(path: string): string {
  * owns the file.
  */
 export function attachShardFile(path: string, options: ShardFileOptions): ShardFile {
-  // A server's URL names no file: it is its own key.
-  const key = options.driver.remote === true ? path : registryKey(path);
+  // A server's URL names no file, and each pool's driver carries its own credentials:
+  // pools on a server never share an entry.
+  const key = options.driver.remote === true ? `${path}#${++remoteEntries}` : registryKey(path);
   let file = registry.get(key);
   if (file === undefined) {
     file = new ShardFile(path, key, options);

@@ -36,6 +36,7 @@ export const SLICE_MS = 10;
 export class TimeSlice {
   readonly #sliceMs: number;
   #started = performance.now();
+  #turn: Promise<void> | null = null;
   /** Turns given so far. */
   pauses = 0;
 
@@ -48,11 +49,18 @@ export class TimeSlice {
     return performance.now() - this.#started >= this.#sliceMs;
   }
 
-  /** Gives the event loop a turn; the next slice starts when it comes back. */
-  async pause(): Promise<void> {
+  /**
+   * Gives the event loop a turn; the next slice starts when it comes back. Callers that
+   * share a slice (the shards of one call, running at once) and pause in the same turn
+   * wait for the same turn: the slice is one budget for all of them, not one each.
+   */
+  pause(): Promise<void> {
     this.pauses++;
-    await yieldToEventLoop();
-    this.#started = performance.now();
+    this.#turn ??= yieldToEventLoop().then(() => {
+      this.#turn = null;
+      this.#started = performance.now();
+    });
+    return this.#turn;
   }
 
   /** `pause()` when the slice is used up, else nothing (an already-settled promise). */

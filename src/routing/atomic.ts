@@ -43,8 +43,18 @@ interface PreparedBatch {
   payload: Promise<Uint8Array>;
 }
 
+/** What {@link writeAtomically} needs of its router's source. */
+export interface AtomicSource {
+  /** The pool of a shard. */
+  getPool(shardId: number): ConnectionPool;
+  /** The owner part of batch ids (shared access), if any. */
+  readonly batchOwner?: string | undefined;
+  /** The check made first in each shard's transaction (shards on servers), if any. */
+  readonly guardWrite?: ((conn: PooledConnection, shardId: number) => Promise<void>) | undefined;
+}
+
 export async function writeAtomically(
-  source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
+  source: AtomicSource,
   ledger: BatchLedger,
   table: string,
   shares: readonly ShardWrite[],
@@ -87,6 +97,8 @@ export async function writeAtomically(
       await conn.exec("BEGIN IMMEDIATE").catch((error) => {
         throw new ShardOperationError(shardIds[i] as number, conn.path, error);
       });
+      // Shards on servers: the layout epoch is checked before anything is written.
+      if (source.guardWrite !== undefined) await source.guardWrite(conn, shardIds[i] as number);
     }
     // Every share settles before anything is rolled back: a share still writing when
     // another failed would go on in autocommit mode after its ROLLBACK, and keep its rows.

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { TimeSlice } from "../pool/yield.ts";
+import { type TimeSlice, yieldToEventLoop } from "../pool/yield.ts";
 import { Buffer } from "node:buffer";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
@@ -254,6 +254,7 @@ export class BatchLedger {
   ): Promise<void> {
     for (const phase of [this.#redo, this.#markers]) {
       for (const shard of [...phase.keys()]) {
+        await yieldToEventLoop(); // a DELETE and its COMMIT a shard: the loop gets a turn
         const ids = [...phase.get(shard) ?? []];
         if (ids.length > 0 && await run(shard, (c) => deleteBatchRows(c, ids))) {
           this.deleted(shard, ids);
@@ -325,6 +326,7 @@ export async function recoverBatches(
   const holding: number[] = [];
   const report: BatchRecovery = { batches: 0, replayed: [], pending: [], unreadable: [] };
   for (const shard of shards) {
+    await yieldToEventLoop(); // a shard's reads: the loop gets a turn between them
     let rows: Row[] | undefined;
     try {
       rows = await use(shard, async (c) => {

@@ -7,9 +7,8 @@
  */
 
 import { TimeSlice } from "../pool/yield.ts";
-import type { ConnectionPool } from "../pool/pool.ts";
 import type { Row, SqlInput, SqlValue } from "../types.ts";
-import { type ShardWrite, writeAtomically } from "./atomic.ts";
+import { type AtomicSource, type ShardWrite, writeAtomically } from "./atomic.ts";
 import { type BatchLedger, type BatchRun, needsTag } from "./batches.ts";
 import { multiRowInsert, rowsPerInsert } from "../sql/dml.ts";
 import type { OnConflict } from "../sql/upsert.ts";
@@ -154,7 +153,7 @@ export function addRow(
  * committed (in shard order).
  */
 export async function writeRuns(
-  source: { getPool(shardId: number): ConnectionPool; readonly batchOwner?: string | undefined },
+  source: AtomicSource,
   ledger: BatchLedger,
   table: string,
   runs: ShardRuns,
@@ -163,6 +162,9 @@ export async function writeRuns(
 ): Promise<{ changes: number; rows: Row[] }> {
   const writes: ShardWrite[] = [];
   const returned: Row[][] = [];
+  // One slice for every shard's writes: they run at once, so each shard keeping its own
+  // budget would let the loop wait for all of them (four 10 ms slices in a row).
+  const slice = new TimeSlice();
   runs.forEach((list, shardId) => {
     if (list === undefined) return;
     let rows = 0;
@@ -175,7 +177,6 @@ export async function writeRuns(
         if (returning !== undefined) {
           // A second write (after a failed COMMIT) replaces what the first one returned.
           const out: Row[] = returned[shardId] = [];
-          const slice = new TimeSlice();
           for (const run of list) {
             for (const chunk of run.chunks) {
               out.push(...await conn.all(run.multiSql + returning, chunk));
@@ -189,7 +190,6 @@ export async function writeRuns(
         // PIPELINE_DEPTH calls are sent before the first answer is awaited: an asynchronous
         // handle (a shard worker) runs one while the next is encoded. One transaction, so a
         // failure rolls back whatever came after it too.
-        const slice = new TimeSlice();
         const sent: Promise<number>[] = [];
         try {
           for (const run of list) {

@@ -422,6 +422,7 @@ export function buildGroupedAggregate(
   aggregates: readonly (Aggregate | string)[],
   where?: Where | undefined,
   checkText?: TextCheck | undefined,
+  rowidRange?: { readonly from?: number | undefined; readonly to?: number | undefined },
 ): SqlStatement {
   if (groupBy.length === 0) throw new InvalidQueryError("groupBy", "name at least one column");
   if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
@@ -430,8 +431,22 @@ export function buildGroupedAggregate(
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
   const filter = buildWhere(where, checkText);
   let sql = `SELECT ${[...keys, ...list].join(", ")} FROM ${quoteIdentifier(table, "table")}`;
-  if (filter.sql !== "") sql += ` ${filter.sql}`;
-  return { sql: `${sql} GROUP BY ${columns.join(", ")}`, params: filter.params };
+  const params = [...filter.params];
+  // A run of a split read (see split.ts): the groups of the rows in a rowid range.
+  const bounds: string[] = [];
+  if (rowidRange?.from !== undefined) {
+    bounds.push("rowid >= ?");
+    params.push(rowidRange.from);
+  }
+  if (rowidRange?.to !== undefined) {
+    bounds.push("rowid < ?");
+    params.push(rowidRange.to);
+  }
+  if (bounds.length > 0) {
+    const rest = filter.sql === "" ? "" : `(${filter.sql.slice("WHERE ".length)}) AND `;
+    sql += ` WHERE ${rest}${bounds.join(" AND ")}`;
+  } else if (filter.sql !== "") sql += ` ${filter.sql}`;
+  return { sql: `${sql} GROUP BY ${columns.join(", ")}`, params };
 }
 
 /**

@@ -5,12 +5,11 @@
  * @module
  */
 
-import PQueue from "npm:p-queue@10.0.0";
 import {
+  ConnectionBrokenError,
   InvalidQueryError,
   InvalidShardKeyError,
-  ShardliteError,
-  ShardOperationError,
+  ShardUnavailableError,
   TableNotFoundError,
 } from "../errors.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
@@ -18,15 +17,9 @@ import { isPromise } from "../driver/driver.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { Params, Row, RunResult, SqlInput, SqlValue } from "../types.ts";
 import { describeKey, type ShardKey } from "./keys.ts";
-import {
-  type KeyColumn,
-  type KeyForm,
-  routingKey,
-  sameStoredKey,
-  storedKey,
-} from "./key_column.ts";
+import { routingKey, sameStoredKey, storedKey } from "./key_column.ts";
 import { admit } from "./admission.ts";
-import { type AbortOption, raceAbort, signalOf } from "./abort.ts";
+import { type AbortOption, signalOf } from "./abort.ts";
 import { writeAtomically } from "./atomic.ts";
 import { BatchLedger, type BatchOp } from "./batches.ts";
 import { addRow, type ShardRuns, writeRuns } from "./insert_many.ts";
@@ -38,6 +31,9 @@ import {
   streamShards,
 } from "./stream.ts";
 import { needsSort, rowidCuts } from "./split.ts";
+import { isRetryable, ShardCalls } from "./shard_calls.ts";
+import type { ShardSource } from "./source.ts";
+import { checkReadFrom, type ReadFromOption } from "./read_from.ts";
 
 /** Rows a cross-shard select reads from a shard at a time. */
 const SELECT_PAGE_SIZE = 2_000;
@@ -78,42 +74,7 @@ import type {
   UpsertOptions,
 } from "./write_options.ts";
 
-/** What a router needs from the layer that owns the shards (a `ShardManager`). */
-export interface ShardSource {
-  /** Resolves when the shard map is loaded; rejects when the source is closed. */
-  ready(): Promise<void>;
-  /** True once `ready()` has resolved, no reshard runs and the source is open. */
-  readonly isReady: boolean;
-  /** An operation starts (only while `isReady`); a reshard waits for all to leave. */
-  enter(): void;
-  /** An operation ends. */
-  leave(): void;
-  /** The pool of shard `shardId`. */
-  getPool(shardId: number): ConnectionPool;
-  /** The shard-key column recorded for `table`, if any. */
-  getShardKeyColumn(table: string): string | undefined;
-  /**
-   * The shard-key column of `table` with its type (see `key_column.ts`), so keys are
-   * routed by the value SQLite stores. Without it, keys route by their JavaScript type.
-   */
-  getKeyColumn?(table: string): KeyColumn | undefined;
-  /** Whether `table` is recorded (sharded or not). Lets errors say a table is missing. */
-  hasTable?(table: string): boolean;
-  /** How keys are hashed (see `KeyForm`); 1 when absent, the form of older directories. */
-  readonly keyForm?: KeyForm;
-  /**
-   * Under shared access, who this user is: its cross-shard batches carry it, so that a
-   * recovery run by another process leaves the batches of a live user alone.
-   */
-  readonly batchOwner?: string | undefined;
-  /** How many shards run concurrently in a cross-shard operation. */
-  readonly maxConcurrentShards: number;
-  /**
-   * The driver's rule for text (`Driver.checkText`): values it refuses are refused before
-   * any shard is written. Absent: only the rules that hold for every driver apply.
-   */
-  readonly checkText?: ((text: string) => string | undefined) | undefined;
-}
+export type { ShardSource } from "./source.ts";
 
 /** Options of a routed read, update or delete. */
 export interface RouteOptions {
@@ -129,8 +90,11 @@ export interface RouteOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** Options of a routed read: those of {@link RouteOptions}, and where to read. */
+export interface ReadRouteOptions extends RouteOptions, ReadFromOption {}
+
 /** Options of {@link Router.routeSelect}. */
-export interface SelectRouteOptions extends RouteOptions {
+export interface SelectRouteOptions extends ReadRouteOptions {
   /** Columns to return; all when absent. */
   columns?: readonly string[] | undefined;
   /** Sort order: a column, or `{ column, direction }` terms. Merged k-way across shards. */
@@ -160,7 +124,7 @@ export interface WriteRouteOptions extends RouteOptions {
 }
 
 /** Options of {@link Router.routeQueryAll}. */
-export interface QueryAllOptions extends AbortOption {
+export interface QueryAllOptions extends AbortOption, ReadFromOption {
   /** Sort the merged rows (each shard's rows are sorted by SQLite first). */
   orderBy?: OrderBy | undefined;
   /** At most this many merged rows. */
@@ -191,8 +155,8 @@ export interface QueryAllOptions extends AbortOption {
  */
 export class Router {
   readonly #source: ShardSource;
+  readonly #calls: ShardCalls;
   #strategy: ShardingStrategy;
-  readonly #queue: PQueue;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
   /** Whether a cross-shard select's SQL makes SQLite sort its whole result, by SQL text. */
@@ -205,8 +169,7 @@ export class Router {
     this.#source = source;
     this.#strategy = strategy;
     this.#checkText = source.checkText;
-    // p-queue bounds how many shards one process works on at once.
-    this.#queue = new PQueue({ concurrency: source.maxConcurrentShards });
+    this.#calls = new ShardCalls(source);
   }
 
   /** The strategy that maps keys to shards. */
@@ -245,71 +208,6 @@ export class Router {
   /** The stored form of `key` in `table`'s shard-key column (the key as is without one). */
   #stored(table: string, key: unknown): ShardKey {
     return storedKey(key, this.#source.getKeyColumn?.(table), this.#checkText);
-  }
-
-  /**
-   * Admits a call (see `admission.ts`); while it waits (the directory opening, a reshard)
-   * `signal` can end the wait. Undefined when admitted at once (no await on the hot path).
-   */
-  #enter(signal: AbortSignal | undefined): Promise<void> | undefined {
-    const admitted = admit(this.#source);
-    if (admitted === undefined || signal === undefined) return admitted;
-    return raceAbort(admitted, signal, (late) => {
-      late.then(() => this.#source.leave(), () => {});
-    });
-  }
-
-  #onShard<T>(
-    shardId: number,
-    fn: (conn: PooledConnection) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    let pool: ConnectionPool;
-    try {
-      pool = this.#source.getPool(shardId);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    // The lease keeps the signal: its waits end, and its statements refuse, on abort.
-    const leased = signal === undefined ? undefined : { signal };
-    return pool.withConnection(fn, leased).catch((error: unknown) => {
-      throw this.#shardError(shardId, pool, error);
-    });
-  }
-
-  /** What a shard's failure is reported as (the caller's own errors pass through). */
-  #shardError(shardId: number, pool: ConnectionPool, error: unknown): unknown {
-    if (error instanceof ShardOperationError) return error;
-    // The caller's own errors (and bad input) pass through; the shard's are wrapped.
-    if (!(error instanceof ShardliteError) || !("path" in error)) return error;
-    const missing = /no such table: (?:main\.)?([A-Za-z_][A-Za-z0-9_]*)/.exec(String(error));
-    // A table the map does not know is the caller's mistake; a known one missing is damage.
-    if (missing !== null && this.#source.hasTable?.(missing[1] as string) === false) {
-      return new TableNotFoundError(missing[1] as string, shardId, { cause: error });
-    }
-    return new ShardOperationError(shardId, pool.path, error);
-  }
-
-  /** Runs `fn` on every listed shard concurrently; any failure fails the whole call. */
-  async #onShards<T>(
-    shardIds: readonly number[],
-    fn: (conn: PooledConnection, shardId: number) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T[]> {
-    const queued = signal === undefined ? undefined : { signal };
-    // Every shard settles before the call does: an abort returns every lease first.
-    const settled = await Promise.allSettled(
-      shardIds.map((id) =>
-        this.#queue.add(() => this.#onShard(id, (conn) => fn(conn, id), signal), queued)
-      ),
-    );
-    const results: T[] = [];
-    for (const outcome of settled) {
-      // No partial result is returned as if complete: the first failing shard is raised.
-      if (outcome.status === "rejected") throw outcome.reason;
-      results.push(outcome.value as T);
-    }
-    return results;
   }
 
   #allShards(): number[] {
@@ -434,7 +332,7 @@ export class Router {
     if (
       error instanceof InvalidShardKeyError && this.#source.getShardKeyColumn(table) === undefined
     ) {
-      const found = await this.#onShard(0, (c) =>
+      const found = await this.#calls.onShard(0, (c) =>
         c.get(
           "SELECT 1 AS found FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
           [table],
@@ -475,7 +373,7 @@ export class Router {
     options: InsertRouteOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -498,9 +396,13 @@ export class Router {
       const shardId = this.#shardOf(routed.key);
       const { sql, params } = this.#insertStatement(table, routed.row);
       if (returning === undefined) {
-        return await this.#onShard(shardId, (c) => c.run(sql, params), signal);
+        return await this.#calls.onShardWrite(shardId, (c) => c.run(sql, params), signal);
       }
-      return await this.#onShard(shardId, (c) => c.all(sql + returning.sql, params), signal)
+      return await this.#calls.onShardWrite(
+        shardId,
+        (c) => c.all(sql + returning.sql, params),
+        signal,
+      )
         .catch((error: unknown) => {
           throw returningError(error, table, returning) ?? error;
         });
@@ -538,7 +440,7 @@ export class Router {
     options: UpsertOptions = {},
   ): Promise<RunResult | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -567,7 +469,7 @@ export class Router {
         ? undefined
         : resolveUpsert(table, columns, options, undefined, shardKey);
       try {
-        return await this.#onShard(shardId, async (conn) => {
+        return await this.#calls.onShardWrite(shardId, async (conn) => {
           conflict ??= resolveUpsert(
             table,
             columns,
@@ -630,7 +532,7 @@ export class Router {
     options: Omit<InsertManyOptions, "keys"> = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       validateIdentifier(table, "table");
@@ -653,7 +555,7 @@ export class Router {
       let primaryKey: string[] | undefined;
       if (mode === "update" && options.conflict === undefined && rows.length > 0) {
         const first = this.#allShards()[0] as number;
-        primaryKey = await this.#onShard(
+        primaryKey = await this.#calls.onShard(
           first,
           (c) => this.#primaryKey(c, table, first),
           signal,
@@ -794,18 +696,24 @@ export class Router {
           rows = pool.allOnce(sql, [key]);
         } catch (error) {
           this.#source.leave();
-          return Promise.reject(this.#shardError(shardId, pool, error));
+          return Promise.reject(this.#calls.shardError(shardId, pool, error));
         }
         if (!isPromise(rows)) {
           this.#source.leave();
           return Promise.resolve(rows);
         }
-        return rows.then((found) => {
+        const done = (found: Row[]) => {
           this.#source.leave();
           return found;
-        }, (error: unknown) => {
+        };
+        const failed = (error: unknown) => {
           this.#source.leave();
-          throw this.#shardError(shardId, pool, error);
+          throw this.#calls.shardError(shardId, pool, error);
+        };
+        return rows.then(done, (error: unknown) => {
+          // A read its server's connection cut: sent once more.
+          if (!isRetryable(this.#calls.shardError(shardId, pool, error))) return failed(error);
+          return Promise.resolve().then(() => pool.allOnce(sql, [key])).then(done, failed);
         });
       }
     }
@@ -830,7 +738,7 @@ export class Router {
     }
     const pageSize = checkPageSize(options.pageSize);
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const { shards, where } = this.#target(table, options);
@@ -865,14 +773,18 @@ export class Router {
       limit: shardLimit(options),
     };
     const statement = buildSelect(table, select, this.#checkText);
+    const readFrom = checkReadFrom(options);
     // A shard that SQLite would sort whole runs as rowid ranges sorted one at a time.
-    const split: SplitPlan | undefined = terms.length === 0 ? undefined : {
-      cuts: (conn) => this.#sortCuts(conn, table, statement),
-      run: (from, to) =>
-        buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
-    };
+    // (Shards on servers sort there, off this thread: splitting would only add round trips.)
+    const split: SplitPlan | undefined = terms.length === 0 || this.#source.remote === true
+      ? undefined
+      : {
+        cuts: (conn) => this.#sortCuts(conn, table, statement),
+        run: (from, to) =>
+          buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
+      };
     return [
-      shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+      shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
       {
         sql: statement.sql,
         params: statement.params,
@@ -881,9 +793,10 @@ export class Router {
         limit: options.limit === undefined ? Infinity : checkCount(options.limit, "limit"),
         hidden,
         pageSize,
-        fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+        fail: (shardId, pool, error) => this.#calls.shardError(shardId, pool, error),
         signal,
         split,
+        concurrent: this.#source.remote === true,
       },
     ];
   }
@@ -912,21 +825,23 @@ export class Router {
 
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
+      const readFrom = checkReadFrom(options);
       const fast = this.#keyOnlySelect(table, options);
       if (fast !== undefined) {
         const { shardId, sql, key } = fast;
-        return await this.#onShard(shardId, (c) => c.all(sql, [key]), signal);
+        return await this.#calls.onShardRead(shardId, (c) => c.all(sql, [key]), signal, readFrom);
       }
       const { shards, where } = this.#target(table, options);
       if (shards.length === 1) {
         const statement = buildSelect(table, { ...options, where }, this.#checkText);
-        return await this.#onShard(
+        return await this.#calls.onShardRead(
           shards[0] as number,
           (c) => c.all(statement.sql, statement.params),
           signal,
+          readFrom,
         );
       }
       // Read a page at a time, merged in slices: a big select never holds the event loop.
@@ -999,7 +914,7 @@ export class Router {
     options: WriteRouteOptions = {},
   ): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "update");
@@ -1049,7 +964,11 @@ export class Router {
     };
     try {
       if (shards.length === 1) {
-        const changes = await this.#onShard(shards[0] as number, (c) => write(c, 0), signal);
+        const changes = await this.#calls.onShardWrite(
+          shards[0] as number,
+          (c) => write(c, 0),
+          signal,
+        );
         return returning === undefined ? changes : returned[0] as Row[];
       }
       const changes = await writeAtomically(
@@ -1081,7 +1000,7 @@ export class Router {
   routeDelete(table: string, options?: WriteRouteOptions): Promise<number | Row[]>;
   async routeDelete(table: string, options: WriteRouteOptions = {}): Promise<number | Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       this.#checkWrite(options, "delete");
@@ -1111,19 +1030,24 @@ export class Router {
   async routeAggregate(
     table: string,
     expressions: string | readonly string[],
-    options: RouteOptions = {},
+    options: ReadRouteOptions = {},
   ): Promise<Record<string, SqlValue>> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const list = typeof expressions === "string" ? [expressions] : [...expressions];
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
-      const partials = await this.#onShards(shards, async (c) => {
-        return (await c.get(statement.sql, statement.params)) ?? {};
-      }, signal);
+      const partials = await this.#calls.onShards(
+        shards,
+        async (c) => {
+          return (await c.get(statement.sql, statement.params)) ?? {};
+        },
+        signal,
+        checkReadFrom(options),
+      );
       const result: Record<string, SqlValue> = {};
       parsed.forEach((aggregate, i) => {
         result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);
@@ -1143,10 +1067,10 @@ export class Router {
     table: string,
     groupBy: string | readonly string[],
     expressions: string | readonly string[],
-    options: RouteOptions = {},
+    options: ReadRouteOptions = {},
   ): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal, table);
     if (entering !== undefined) await entering;
     try {
       const columns = typeof groupBy === "string" ? [groupBy] : [...groupBy];
@@ -1156,20 +1080,35 @@ export class Router {
       const statement = buildGroupedAggregate(table, columns, parsed, where, this.#checkText);
       // Each shard sorts its groups by key (BINARY, as they merge here); the shards' pages
       // merge k-way, and equal keys combine a slice at a time.
+      const readFrom = checkReadFrom(options);
+      const order = ` ORDER BY ${columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")}`;
+      const sortedSql = { sql: statement.sql + order, params: statement.params };
+      // A shard whose grouping SQLite would do in one step (a sort of every row) runs as
+      // rowid ranges grouped one at a time; their groups merge and combine as shards' do.
+      const split: SplitPlan | undefined = this.#source.remote === true ? undefined : {
+        cuts: (conn) => this.#sortCuts(conn, table, sortedSql),
+        run: (from, to) => {
+          const part = buildGroupedAggregate(table, columns, parsed, where, this.#checkText, {
+            from,
+            to,
+          });
+          return { sql: part.sql + order, params: part.params };
+        },
+      };
       const sorted = await collectShards(
-        shards.map((shardId) => ({ shardId, pool: () => this.#source.getPool(shardId) })),
+        shards.map((shardId) => ({ shardId, pool: () => this.#calls.readPool(shardId, readFrom) })),
         {
-          sql: `${statement.sql} ORDER BY ${
-            columns.map((_, j) => `"g${j}" COLLATE BINARY`).join(", ")
-          }`,
+          sql: sortedSql.sql,
           params: statement.params,
+          split,
           terms: columns.map((_, j) => ({ column: `g${j}`, direction: "asc" as const })),
           offset: 0,
           limit: Infinity,
           hidden: [],
           pageSize: SELECT_PAGE_SIZE,
-          fail: (shardId, pool, error) => this.#shardError(shardId, pool, error),
+          fail: (shardId, pool, error) => this.#calls.shardError(shardId, pool, error),
           signal,
+          concurrent: this.#source.remote === true,
         },
       );
       const groups: Row[] = [];
@@ -1189,16 +1128,20 @@ export class Router {
     key: ShardKey,
     sql: string,
     params?: Params,
-    options?: AbortOption,
+    options?: AbortOption & ReadFromOption,
   ): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
       assertSingleStatement(sql, "manager.query()");
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.all(sql, params), signal);
+      const readFrom = checkReadFrom(options);
+      if (this.#source.guardWrite === undefined || READ_ONLY.test(sql)) {
+        return await this.#calls.onShardRead(shardId, (c) => c.all(sql, params), signal, readFrom);
+      }
+      return await this.#calls.onShardWrite(shardId, (c) => c.all(sql, params), signal);
     } finally {
       this.#source.leave();
     }
@@ -1211,7 +1154,7 @@ export class Router {
    */
   async routeQueryAll(sql: string, params?: Params, options: QueryAllOptions = {}): Promise<Row[]> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       if (typeof sql !== "string") throw new InvalidQueryError("sql", "expected a string");
@@ -1248,7 +1191,12 @@ export class Router {
             "named parameters cannot be combined with limit; use positional parameters",
           );
         })();
-      const lists = await this.#onShards(this.#allShards(), (c) => c.all(perShard, bound), signal);
+      const lists = await this.#calls.onShards(
+        this.#allShards(),
+        (c) => c.all(perShard, bound),
+        signal,
+        checkReadFrom(options),
+      );
       if (terms.length > 0) {
         return mergeSorted(lists, terms, { limit: options.limit, offset: options.offset });
       }
@@ -1269,11 +1217,21 @@ export class Router {
     options?: AbortOption,
   ): Promise<T> {
     const signal = signalOf(options);
-    const entering = this.#enter(signal);
+    const entering = this.#calls.enter(signal);
     if (entering !== undefined) await entering;
     try {
       const shardId = this.#shardOf(storedKey(checkKeyOption(key), undefined));
-      return await this.#onShard(shardId, (c) => c.transaction(fn), signal);
+      return await this.#calls.onShardWrite(shardId, (c) => c.transaction(fn), signal).catch(
+        (error) => {
+          // A transaction its server cut is lost, never retried: say so as such.
+          if (
+            error instanceof ShardUnavailableError && error.cause instanceof ConnectionBrokenError
+          ) {
+            throw error.cause;
+          }
+          throw error;
+        },
+      );
     } finally {
       this.#source.leave();
     }
@@ -1286,12 +1244,15 @@ export class Router {
     const admitted = admit(this.#source);
     if (admitted !== undefined) await admitted;
     try {
-      return await this.#onShards(this.#allShards(), fn);
+      return await this.#calls.onShards(this.#allShards(), fn);
     } finally {
       this.#source.leave();
     }
   }
 }
+
+/** A statement that only reads (`query` runs it without the write check). */
+const READ_ONLY = /^\s*(?:SELECT|VALUES|EXPLAIN)\b/i;
 
 /** The `onConflict` of an insertMany, checked with the options it needs or excludes. */
 function checkConflictMode(

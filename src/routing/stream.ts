@@ -43,6 +43,13 @@ export interface StreamPlan {
   readonly signal?: AbortSignal | undefined;
   /** Ordered only: how a shard's query splits into rowid runs; absent, never. */
   readonly split?: SplitPlan | undefined;
+  /**
+   * Ordered only: open every shard's query at once (shards on servers, which sort in
+   * parallel). Leases are still taken one at a time in shard order. Absent: one shard
+   * after another, the event loop given a turn between them (local shards sort on this
+   * thread).
+   */
+  readonly concurrent?: boolean | undefined;
 }
 
 /**
@@ -192,7 +199,18 @@ async function openShard(
   snapshot = false,
 ): Promise<void> {
   const lease = new ShardLease(shard, plan);
-  const conn = await lease.acquire();
+  await openOn(lease, await lease.acquire(), plan, split, readers, snapshot);
+}
+
+/** {@link openShard} on a lease already taken; releases the opener's hold. */
+async function openOn(
+  lease: ShardLease,
+  conn: PooledConnection,
+  plan: StreamPlan,
+  split: SplitPlan | undefined,
+  readers: ShardReader[],
+  snapshot: boolean,
+): Promise<void> {
   try {
     const cuts = split === undefined ? [] : await split.cuts(conn);
     if (cuts.length === 0 || split === undefined) {
@@ -221,6 +239,38 @@ async function openShard(
   } finally {
     lease.release();
   }
+}
+
+/**
+ * Opens every shard's query at once, after taking their leases one at a time in shard
+ * order (so that two such calls never each hold a lease the other waits for). The readers
+ * go into `readers` in shard order.
+ */
+async function openAll(
+  shards: readonly StreamShard[],
+  plan: StreamPlan,
+  readers: ShardReader[],
+  snapshot: boolean,
+): Promise<void> {
+  const leases: { lease: ShardLease; conn: PooledConnection }[] = [];
+  try {
+    for (const shard of shards) {
+      const lease = new ShardLease(shard, plan);
+      leases.push({ lease, conn: await lease.acquire() });
+    }
+  } catch (error) {
+    for (const { lease } of leases) lease.release();
+    throw error;
+  }
+  const perShard = leases.map((): ShardReader[] => []);
+  const opened = await Promise.allSettled(
+    leases.map(({ lease, conn }, i) =>
+      openOn(lease, conn, plan, plan.split, perShard[i] as ShardReader[], snapshot)
+    ),
+  );
+  for (const list of perShard) readers.push(...list);
+  const failed = opened.find((o) => o.status === "rejected");
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
 }
 
 function strip(row: Row, hidden: readonly string[]): Row {
@@ -304,10 +354,13 @@ async function* streamBatches(
   // reader order: shard order, then run order.
   const readers: ShardReader[] = [];
   try {
-    for (const shard of shards) {
-      // A query's first page is its whole sort: the loop gets a turn after each.
-      await openShard(shard, plan, plan.split, readers, snapshot);
-      await yieldToEventLoop();
+    if (plan.concurrent === true) await openAll(shards, plan, readers, snapshot);
+    else {
+      for (const shard of shards) {
+        // A query's first page is its whole sort: the loop gets a turn after each.
+        await openShard(shard, plan, plan.split, readers, snapshot);
+        await yieldToEventLoop();
+      }
     }
     const columns = plan.terms.map((t) => t.column);
     for (const reader of readers) {
