@@ -107,6 +107,10 @@ Deno.test("workers: bad values, remote or custom drivers and shared access are r
     () => new ShardManager({ numShards: 2, dbDir: dir.path, workers: 2, pool: { driver: remote } }),
     (e: unknown) => e instanceof TypeError && /workers \(2\).*remote/.test(e.message),
   );
+  assert.throws(
+    () => new ShardManager({ shards: ["ws://127.0.0.1:9"], workers: 2 }),
+    (e: unknown) => e instanceof TypeError && /workers \(2\).*remote/.test(e.message),
+  );
   const custom = { ...wasmDriver, name: "custom" };
   assert.throws(
     () => new ShardManager({ numShards: 2, dbDir: dir.path, workers: 1, pool: { driver: custom } }),
