@@ -386,3 +386,18 @@ Deno.test("workers: a value that cannot be sent fails its own call only", async 
   assert.equal(good.status, "fulfilled");
   assert.deepEqual(await manager.select("t", { columns: ["id"] }), [{ id: 2 }]);
 });
+
+Deno.test("workers: two managers on one directory share the workers; one shutting down leaves the other working", async () => {
+  await using dir = await tempDir();
+  const first = new ShardManager({ numShards: 2, dbDir: dir.path, workers: 2 });
+  await first.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+  const second = new ShardManager({ numShards: 2, dbDir: dir.path, workers: 2 });
+  await second.insert("t", { id: 1 });
+  assert.equal(workerHostOf(first), workerHostOf(second));
+  await first.shutdown();
+  await second.insert("t", { id: 2 });
+  assert.equal(await second.count("t"), 2);
+  const host = workerHostOf(second)!;
+  await second.shutdown();
+  assert.equal(host.isRunning(0) || host.isRunning(1), false, "the last one ends them");
+});

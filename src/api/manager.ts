@@ -76,7 +76,13 @@ import { RemoteShards } from "./remote.ts";
 import { type RemoteRestoreTarget, restoreOntoServers } from "./remote_restore.ts";
 import { epochOf } from "./remote_map.ts";
 import { parseShardFileName } from "./layout.ts";
-import { registerWorkerHost, WorkerHost, type WorkerHostStats } from "../workers/host.ts";
+import {
+  acquireWorkerHost,
+  registerWorkerHost,
+  releaseWorkerHost,
+  type WorkerHost,
+  type WorkerHostStats,
+} from "../workers/host.ts";
 import { driverKindOf } from "../workers/options.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
@@ -166,7 +172,7 @@ export class ShardManager implements ShardSource {
       ? null
       : new RemoteShards(settings.remote, settings.pool);
     this.#remote = remote;
-    this.#workers = settings.workers === 0 ? null : new WorkerHost({
+    this.#workers = settings.workers === 0 ? null : acquireWorkerHost({
       workers: settings.workers,
       driver: this.driver,
       kind: driverKindOf(this.driver)!,
@@ -268,8 +274,10 @@ export class ShardManager implements ShardSource {
   }
 
   /**
-   * The shard workers' counts since the manager was made — workers started (restarts
-   * included) and died, messages and calls sent — or undefined in-thread.
+   * The shard workers' counts — workers started (restarts included) and died, messages
+   * and calls sent — or undefined in-thread. Managers of one process with the same driver
+   * and `workers` share their workers (two managers on one directory share its files'
+   * handles), so these count for all of them.
    *
    * @example
    * ```ts
@@ -1163,7 +1171,7 @@ export class ShardManager implements ShardSource {
     const results = await this.#pools.closeAll(options);
     await this.#remote?.close();
     // After the pools' closes (a worker answers in order), before others may take the files.
-    await this.#workers?.shutdown();
+    if (this.#workers !== null) await releaseWorkerHost(this.#workers);
     this.#directory.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;

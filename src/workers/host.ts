@@ -758,6 +758,37 @@ function workerDriver(host: WorkerHost, inner: Driver, kind: DriverKind): Driver
   return driver;
 }
 
+/**
+ * The hosts in use, one per driver and worker count, shared by the managers of the process:
+ * two managers on one directory share its files' handles (one registry entry per file), so
+ * a handle opened in a worker must outlive the manager that opened it while the other one
+ * uses it. A host ends when the last manager using it releases it.
+ */
+const shared = new Map<string, { host: WorkerHost; users: number }>();
+
+/** @internal The process's host for these options (made on first use), counted as used. */
+export function acquireWorkerHost(options: WorkerHostOptions): WorkerHost {
+  const key = `${options.kind}/${options.workers}`;
+  let entry = shared.get(key);
+  if (entry === undefined) {
+    entry = { host: new WorkerHost(options), users: 0 };
+    shared.set(key, entry);
+  }
+  entry.users++;
+  return entry.host;
+}
+
+/** @internal A manager is done with `host`: the last user's release shuts it down. */
+export async function releaseWorkerHost(host: WorkerHost): Promise<void> {
+  for (const [key, entry] of shared) {
+    if (entry.host !== host) continue;
+    if (--entry.users > 0) return;
+    shared.delete(key);
+    break;
+  }
+  await host.shutdown();
+}
+
 const hosts = new WeakMap<object, WorkerHost>();
 
 /** @internal Records `host` as the workers of `owner` (a manager), for the test hook. */
