@@ -142,5 +142,6 @@ export {
 } from "./src/driver/driver.ts";
 export { nativeBackup, nativeDriver } from "./src/driver/native.ts";
 export { wasmDriver } from "./src/driver/wasm.ts";
+export type { WorkerHostStats } from "./src/workers/host.ts";
 export * from "./src/errors.ts";
 export type { Params, Row, RunResult, SqlInput, SqlValue } from "./src/types.ts";

@@ -244,6 +244,53 @@ export class ConnectionBrokenError extends ShardliteError {
   }
 }
 
+/**
+ * A shard worker (`workers` option) died — an uncaught error in it, out of memory, or it
+ * was terminated — while calls on its shards were in flight: each such call fails with
+ * this error. What was committed is on disk; a transaction open on those shards was
+ * rolled back by SQLite. The handle counts as broken: the pool replaces it, the worker is
+ * started again on the next call and its shards reopen (a stale lock the dead worker left
+ * is cleared first). Retry the call (a transaction: from its start).
+ *
+ * @example Retry once when a worker died
+ * ```ts
+ * import { WorkerCrashedError } from "./errors.ts";
+ * async function withRetry<T>(call: () => Promise<T>): Promise<T> {
+ *   try {
+ *     return await call();
+ *   } catch (error) {
+ *     if (!(error instanceof WorkerCrashedError)) throw error;
+ *     return await call();
+ *   }
+ * }
+ * if (await withRetry(() => Promise.resolve(1)) !== 1) throw new Error("unexpected");
+ * ```
+ */
+export class WorkerCrashedError extends ConnectionBrokenError {
+  /** The worker's index (shard `id` lives in worker `id % workers`). */
+  readonly workerIndex: number;
+  /** The shards whose handles were open in the worker when it died, in ascending order. */
+  readonly shardIds: readonly number[];
+  /** Creates the error for a call on `path`; `cause` says why the worker died. */
+  constructor(
+    fields: { path: string; workerIndex: number; shardIds: readonly number[]; reason: string },
+    options?: ErrorOptions,
+  ) {
+    const shards = fields.shardIds.length === 0
+      ? "no shard open"
+      : `shard${fields.shardIds.length === 1 ? "" : "s"} ${fields.shardIds.join(", ")}`;
+    super(
+      fields.path,
+      `worker ${fields.workerIndex} (${shards}) died: ${fields.reason}. The calls in flight on ` +
+        `its shards failed (an open transaction was rolled back; committed rows are kept). ` +
+        `The worker restarts and its shards reopen on the next call: retry it`,
+      options,
+    );
+    this.workerIndex = fields.workerIndex;
+    this.shardIds = fields.shardIds;
+  }
+}
+
 /** Opening or configuring a shard file failed. */
 export class ShardOpenError extends ShardliteError {
   /** The shard file. */

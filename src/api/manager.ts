@@ -75,6 +75,15 @@ import { ManagerSource } from "./manager_source.ts";
 import { RemoteShards } from "./remote.ts";
 import { type RemoteRestoreTarget, restoreOntoServers } from "./remote_restore.ts";
 import { epochOf } from "./remote_map.ts";
+import { parseShardFileName } from "./layout.ts";
+import {
+  acquireWorkerHost,
+  registerWorkerHost,
+  releaseWorkerHost,
+  type WorkerHost,
+  type WorkerHostStats,
+} from "../workers/host.ts";
+import { driverKindOf } from "../workers/options.ts";
 import type { ReshardOptions, ReshardPlan, ReshardReport } from "./reshard.ts";
 import * as resharding from "./reshard_gate.ts";
 import * as ddl from "./schema_ops.ts";
@@ -143,6 +152,8 @@ export class ShardManager implements ShardSource {
   // Shards on servers (`shards`), or null for shard files in dbDir.
   readonly #remote: RemoteShards | null;
   #closed: Promise<void> | null = null;
+  // The shard workers (`workers` option), or null in-thread.
+  readonly #workers: WorkerHost | null;
 
   /**
    * Creates a manager. Nothing is touched on disk until the first operation, which
@@ -161,9 +172,19 @@ export class ShardManager implements ShardSource {
       ? null
       : new RemoteShards(settings.remote, settings.pool);
     this.#remote = remote;
+    this.#workers = settings.workers === 0 ? null : acquireWorkerHost({
+      workers: settings.workers,
+      driver: this.driver,
+      kind: driverKindOf(this.driver)!,
+      shardIdOf: (path) => parseShardFileName(path.slice(path.lastIndexOf("/") + 1)),
+    });
+    if (this.#workers !== null) registerWorkerHost(this, this.#workers);
+    const poolOptions = this.#workers === null
+      ? this.#poolOptions
+      : { ...this.#poolOptions, driver: this.#workers.driver };
     this.#pools = new PoolCache(
       remote === null ? this.dbDir : (shardId) => remote.place(shardId),
-      this.#poolOptions,
+      poolOptions,
       settings.maxOpenShards,
     );
     this.#tables = new LoadedMap(this.dbDir);
@@ -245,6 +266,33 @@ export class ShardManager implements ShardSource {
    */
   get checkText(): ((text: string) => string | undefined) | undefined {
     return this.#source.checkText;
+  }
+
+  /** How many workers run the shards' SQLite (`workers` option; 0: in this thread). */
+  get workers(): number {
+    return this.#workers?.size ?? 0;
+  }
+
+  /**
+   * The shard workers' counts — workers started (restarts included) and died, messages
+   * and calls sent — or undefined in-thread. Managers of one process with the same driver
+   * and `workers` share their workers (two managers on one directory share its files'
+   * handles), so these count for all of them.
+   *
+   * @example
+   * ```ts
+   * import { ShardManager } from "../../mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const manager = new ShardManager({ numShards: 2, dbDir: dir, workers: 2 });
+   * await manager.createTable("t", { id: "INTEGER PRIMARY KEY" }, { shardKey: "id" });
+   * const stats = manager.workerStats;
+   * if (stats?.started !== 2 || stats.died !== 0) throw new Error("two workers, none died");
+   * await manager.shutdown();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  get workerStats(): WorkerHostStats | undefined {
+    return this.#workers?.stats;
   }
 
   /** The strategy that maps keys to shards (it changes after a reshard). */
@@ -1122,6 +1170,8 @@ export class ShardManager implements ShardSource {
     await this.#router.flushBatches((id) => this.#pools.peek(id)).catch(() => {});
     const results = await this.#pools.closeAll(options);
     await this.#remote?.close();
+    // After the pools' closes (a worker answers in order), before others may take the files.
+    if (this.#workers !== null) await releaseWorkerHost(this.#workers);
     this.#directory.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;

@@ -131,6 +131,13 @@ export interface Driver {
    * identity or header checks); the server owns its files. Absent: a local file.
    */
   readonly remote?: boolean;
+  /**
+   * True when a handle keeps its file in use until its (asynchronous) `close` has
+   * completed — the handle lives in a worker of this process: the pool then keeps the
+   * file's ownership until then, and `closeAll` resolves once it has. Absent: ownership is
+   * released as soon as the close is sent.
+   */
+  readonly closeHoldsFile?: boolean;
   /** Opens a handle on `path`. */
   open(path: string, options: OpenOptions): MaybePromise<DriverHandle>;
   /**

@@ -931,7 +931,8 @@ export class ConnectionPool {
     const file = this.#file;
     if (file !== null) {
       file.listeners.delete(this.#listener);
-      file.detach();
+      // An asynchronous local handle (shard workers): done once it has closed.
+      await file.detach();
     }
   }
 

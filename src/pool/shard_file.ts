@@ -25,6 +25,7 @@ import {
   ShardOpenError,
 } from "../errors.ts";
 import type { Params, Row, RunResult } from "../types.ts";
+import { setDeadline, trimDeadlines } from "./deadlines.ts";
 import { OwnerLock, ownerPathFor } from "./ownership.ts";
 
 /** A session: the unit that may own the shard's transaction. Leases wrap sessions. */
@@ -259,6 +260,13 @@ export function attachShardFile(path: string, options: ShardFileOptions): ShardF
   return file;
 }
 
+/**
+ * Files whose last handle is still closing in the background (an asynchronous local
+ * driver: shard workers), by registry key, with the ownership they still hold. A file
+ * opened again meanwhile takes that ownership over and opens once the close is done.
+ */
+const closingFiles = new Map<string, { owner: OwnerLock | null; done: Promise<void> }>();
+
 /** Every shard file open in this process (for module-level shutdown and tests). */
 export function openShardFiles(): ShardFile[] {
   return [...registry.values()];
@@ -353,6 +361,23 @@ export class ShardFile {
 
   /** Takes ownership and opens the first handle (creating the file if missing). */
   open(): void {
+    const previous = closingFiles.get(this.#key);
+    if (previous !== undefined) closingFiles.delete(this.#key);
+    if (previous?.owner != null) {
+      // Still ours, still closing: take the ownership over; open once it has closed.
+      this.#owner = previous.owner;
+      this.#track(previous.done.then(() => this.#openHandle(true)));
+    } else {
+      this.#openFirst();
+    }
+    if (this.#options.fileCheckIntervalMs > 0) {
+      const monitor = setInterval(() => this.#check(), this.#options.fileCheckIntervalMs);
+      Deno.unrefTimer(monitor);
+      this.#monitor = monitor;
+    }
+  }
+
+  #openFirst(): void {
     this.#owner = this.#remote ? null : OwnerLock.acquire(this.path, this.#options.access);
     try {
       const opened = this.#openHandle(true);
@@ -361,11 +386,6 @@ export class ShardFile {
       this.#owner?.release();
       this.#owner = null;
       throw error;
-    }
-    if (this.#options.fileCheckIntervalMs > 0) {
-      const monitor = setInterval(() => this.#check(), this.#options.fileCheckIntervalMs);
-      Deno.unrefTimer(monitor);
-      this.#monitor = monitor;
     }
   }
 
@@ -455,7 +475,8 @@ export class ShardFile {
 
   /** Periodic check: the file still there and the same; the handle validated when idle. */
   #check(): void {
-    if (this.#closed || this.#failure !== null) return;
+    // An asynchronous open under way: the file may not have its header yet.
+    if (this.#closed || this.#failure !== null || this.#opening !== null) return;
     let reason: "deleted" | "replaced" | "truncated" | null = null;
     if (!this.#remote) {
       try {
@@ -755,15 +776,22 @@ export class ShardFile {
     const started = performance.now();
     return new Promise<T>((resolve, reject) => {
       let done = false;
+      const settle = () => {
+        this.#waitingAnswers.delete(onClose);
+        done = true;
+        timer.cancel();
+        trimDeadlines();
+      };
       // Closing the file fails a caller still waiting for an answer.
       const onClose = (error: Error) => {
         if (done) return;
-        done = true;
-        clearTimeout(timer);
+        settle();
         reject(error);
       };
       this.#waitingAnswers.add(onClose);
-      const timer = setTimeout(() => {
+      // One shared timer for every answer waited for (a timer each cost more than a
+      // statement through a shard worker).
+      const timer = setDeadline(timeoutMs, () => {
         this.#waitingAnswers.delete(onClose);
         done = true;
         const error = reporter.answerTimeout(performance.now() - started, what);
@@ -772,18 +800,14 @@ export class ShardFile {
           this.#dropHandle(`no answer within ${timeoutMs} ms to ${what}`, error);
         }
         reject(error);
-      }, timeoutMs);
+      });
       promise.then((value) => {
-        this.#waitingAnswers.delete(onClose);
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
+        if (done) return this.#waitingAnswers.delete(onClose);
+        settle();
         resolve(value);
       }, (error: unknown) => {
-        this.#waitingAnswers.delete(onClose);
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
+        if (done) return this.#waitingAnswers.delete(onClose);
+        settle();
         reject(error);
       });
     });
@@ -878,12 +902,15 @@ export class ShardFile {
   }
 
   #onError(error: unknown, sql: string): Error {
-    if (error instanceof ShardliteError) return error;
-    if (this.#options.driver.isBrokenHandleError(error)) {
+    // A driver's own typed error may mean a broken handle (a shard worker that died).
+    const broken = this.#options.driver.isBrokenHandleError(error);
+    if (error instanceof ShardliteError && !broken) return error;
+    if (broken) {
       this.#stats.handleErrors++;
       if (this.#failure === null && !this.#remote) this.#check();
       if (this.#failure !== null) return this.#failure;
       this.#dropHandle((error as Error).message, error);
+      if (error instanceof ShardliteError) return error;
       return new ConnectionBrokenError(
         this.path,
         `the handle broke (${(error as Error).message}); it was closed and will be ` +
@@ -1211,16 +1238,18 @@ export class ShardFile {
   }
 
   /** Detaches one pool; the last one checkpoints, closes the handle and releases ownership. */
-  detach(): void {
+  detach(): void | Promise<void> {
     if (this.attachedPools > 0) this.attachedPools--;
-    if (this.attachedPools === 0) this.close();
+    if (this.attachedPools === 0) return this.close();
   }
 
   /**
    * Closes the handle (checkpointing the WAL) and releases ownership. Idempotent. With
-   * an asynchronous driver the handle finishes closing in the background.
+   * an asynchronous driver the handle finishes closing in the background; for a local file
+   * (shard workers) the promise returned settles once it has, and only then is ownership
+   * released: the file can be moved or deleted once it resolves.
    */
-  close(): void {
+  close(): void | Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (registry.get(this.#key) === this) registry.delete(this.#key);
@@ -1229,6 +1258,7 @@ export class ShardFile {
     const handle = this.#handle;
     this.#handle = null;
     let failure: unknown;
+    let closing: Promise<void> | undefined;
     if (handle !== null) {
       try {
         const rolledBack = handle.inTransaction ? handle.exec("ROLLBACK") : undefined;
@@ -1244,7 +1274,10 @@ export class ShardFile {
       }
       try {
         const closed = handle.close();
-        if (isPromise(closed)) closed.catch(() => {});
+        if (isPromise(closed)) {
+          const settled = closed.catch(() => {});
+          if (this.#options.driver.closeHoldsFile === true) closing = settled;
+        }
       } catch (error) {
         failure ??= error;
       }
@@ -1269,11 +1302,27 @@ export class ShardFile {
     }
     this.#txHandles.clear();
     for (const spare of this.#spareHandles.splice(0)) closeQuietly(spare);
-    this.#owner?.release();
-    this.#owner = null;
+    const release = () => {
+      this.#owner?.release();
+      this.#owner = null;
+    };
     if (failure !== undefined && this.#failure === null) {
+      release();
       throw new ShardOpenError(this.path, "closing the handle failed", { cause: failure });
     }
+    // A local file's handle still closing (in a worker) still has the file: owned till then
+    // (or handed over to this process's next open of it).
+    if (closing !== undefined) {
+      const entry = { owner: this.#owner, done: closing };
+      this.#owner = null;
+      closingFiles.set(this.#key, entry);
+      return closing.then(() => {
+        if (closingFiles.get(this.#key) !== entry) return; // taken over
+        closingFiles.delete(this.#key);
+        entry.owner?.release();
+      });
+    }
+    release();
   }
 }
 

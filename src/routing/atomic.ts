@@ -39,7 +39,8 @@ interface PreparedBatch {
   coordinator: number;
   others: number[];
   parts: BatchPart[];
-  payload: Uint8Array;
+  /** The redo record, encoded while the shards write (needed only at the batch row). */
+  payload: Promise<Uint8Array>;
 }
 
 /** What {@link writeAtomically} needs of its router's source. */
@@ -62,9 +63,7 @@ export async function writeAtomically(
   const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
   const shardIds = writes.map((w) => w.shardId);
   if (shardIds.length === 0) return 0; // nothing to write
-  const batch = shardIds.length > 1
-    ? await prepareBatch(table, writes, source.batchOwner)
-    : undefined;
+  const batch = shardIds.length > 1 ? prepareBatch(table, writes, source.batchOwner) : undefined;
   // Commit order: the coordinator first; its COMMIT is the batch's commit point.
   const commitOrder = shardIds.map((_, i) => i);
   if (batch !== undefined) {
@@ -109,15 +108,19 @@ export async function writeAtomically(
       try {
         if (batch !== undefined || debts.length > 0) await conn.exec(CREATE_BATCH_TABLE);
         if (debts.length > 0) await deleteBatchRows(conn, debts);
+        // The batch row goes in as soon as its redo record is ready, alongside the share's
+        // rows (one transaction: the order inside it does not matter), so that a big record
+        // is not written after everything else.
+        const batchRow = batch === undefined
+          ? undefined
+          : shardId === batch.coordinator
+          ? batch.payload.then((payload) =>
+            conn.run(INSERT_BATCH_ROW, [batch.id, shardId, JSON.stringify(batch.others), payload])
+          )
+          : conn.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
+        batchRow?.catch(() => {}); // awaited below unless the share's write fails first
         changes[i] = await (writes[i] as ShardWrite).write(conn);
-        if (batch !== undefined) {
-          await conn.run(
-            INSERT_BATCH_ROW,
-            shardId === batch.coordinator
-              ? [batch.id, shardId, JSON.stringify(batch.others), batch.payload]
-              : [batch.id, batch.coordinator, "[]", null],
-          );
-        }
+        await batchRow;
       } catch (error) {
         throw new ShardOperationError(shardId, conn.path, error);
       }
@@ -134,29 +137,32 @@ export async function writeAtomically(
       throw new ShardOperationError(shardIds[head] as number, first.path, error);
     }
     ledger.deleted(shardIds[head] as number, owed[head] as string[]);
-    // Only a batch has more shards: past its commit point, every part must land.
+    // Only a batch has more shards: past its commit point, every part must land. The
+    // other shards commit at once (shards in workers fsync in parallel), each on its own.
     let pending: BatchPendingError | undefined;
-    for (const i of commitOrder.slice(1)) {
-      const conn = leases[i] as PooledConnection;
-      const shardId = shardIds[i] as number;
-      try {
-        await conn.commit();
-        ledger.deleted(shardId, owed[i] as string[]);
-      } catch {
-        const landed = await landPart(conn, writes[i] as ShardWrite, batch as PreparedBatch);
-        if (typeof landed === "number") changes[i] = landed;
-        const failure = typeof landed === "number" ? undefined : landed.error;
-        if (failure !== undefined) {
-          pending ??= new BatchPendingError(
-            (batch as PreparedBatch).id,
-            (batch as PreparedBatch).coordinator,
-            shardId,
-            conn.path,
-            failure,
-          );
+    await Promise.all(
+      commitOrder.slice(1).map(async (i) => {
+        const conn = leases[i] as PooledConnection;
+        const shardId = shardIds[i] as number;
+        try {
+          await conn.commit();
+          ledger.deleted(shardId, owed[i] as string[]);
+        } catch {
+          const landed = await landPart(conn, writes[i] as ShardWrite, batch as PreparedBatch);
+          if (typeof landed === "number") changes[i] = landed;
+          const failure = typeof landed === "number" ? undefined : landed.error;
+          if (failure !== undefined) {
+            pending ??= new BatchPendingError(
+              (batch as PreparedBatch).id,
+              (batch as PreparedBatch).coordinator,
+              shardId,
+              conn.path,
+              failure,
+            );
+          }
         }
-      }
-    }
+      }),
+    );
     if (pending !== undefined) throw pending;
     if (batch !== undefined) ledger.finished(batch.id, batch.coordinator, batch.others);
     return changes.reduce((a, b) => a + b, 0);
@@ -195,11 +201,11 @@ async function landPart(
  * A batch over several shards: the heaviest share coordinates and carries the others'
  * writes in its redo record.
  */
-async function prepareBatch(
+function prepareBatch(
   table: string,
   writes: readonly ShardWrite[],
   owner: string | undefined,
-): Promise<PreparedBatch> {
+): PreparedBatch {
   let coordinator = (writes[0] as ShardWrite).shardId;
   let most = -1;
   for (const w of writes) {
@@ -215,6 +221,10 @@ async function prepareBatch(
     special ||= share.special;
     return share.part;
   });
+  // Encoded a slice at a time while the shards write: with shards in workers, this thread
+  // is mostly waiting then. A failure is seen where the payload is awaited.
+  const payload = encodeBatchInSlices(table, parts, special, new TimeSlice());
+  payload.catch(() => {});
   return {
     // A live owner's batches are its own to finish: recovery elsewhere leaves them alone.
     id: owner === undefined
@@ -223,6 +233,6 @@ async function prepareBatch(
     coordinator,
     others: others.map((w) => w.shardId),
     parts,
-    payload: await encodeBatchInSlices(table, parts, special, new TimeSlice()),
+    payload,
   };
 }

@@ -24,6 +24,8 @@ export interface RunConflict {
 
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
+// Calls of one shard's write sent ahead of their answers (see writeRuns).
+const PIPELINE_DEPTH = 3;
 
 /** Rows bound for one shard that share one INSERT, packed for multi-row statements. */
 class InsertRun {
@@ -184,12 +186,23 @@ export async function writeRuns(
           }
           return out.length;
         }
-        // A few calls per run (1,000 rows); the event loop gets a turn every slice.
-        for (const run of list) {
-          if (run.chunks.length > 0) changes += await conn.runMany(run.multiSql, run.chunks);
-          const rest = run.rest();
-          if (rest.length > 0) changes += await conn.runMany(run.oneSql, rest);
-          await slice.maybePause();
+        // A few calls per run (1,000 rows); the event loop gets a turn every slice. Up to
+        // PIPELINE_DEPTH calls are sent before the first answer is awaited: an asynchronous
+        // handle (a shard worker) runs one while the next is encoded. One transaction, so a
+        // failure rolls back whatever came after it too.
+        const sent: Promise<number>[] = [];
+        try {
+          for (const run of list) {
+            if (run.chunks.length > 0) sent.push(conn.runMany(run.multiSql, run.chunks));
+            const rest = run.rest();
+            if (rest.length > 0) sent.push(conn.runMany(run.oneSql, rest));
+            while (sent.length > PIPELINE_DEPTH) changes += await (sent.shift() as Promise<number>);
+            await slice.maybePause();
+          }
+          while (sent.length > 0) changes += await (sent.shift() as Promise<number>);
+        } catch (error) {
+          for (const later of sent) later.catch(() => {}); // reported as the first failure
+          throw error;
         }
         return changes;
       },

@@ -61,10 +61,22 @@ function definition(args: TestArgs): Deno.TestDefinition {
  */
 export function registerAs(driver: DriverName): void {
   useDriver(driver);
+  prefixTests(driver);
+  Deno.test(
+    `pools that name no driver use ${DRIVERS[driver].name}, here and in children`,
+    checkDriver,
+  );
+}
+
+/**
+ * Wraps `Deno.test` (and its `ignore`/`only` forms) so that every test registered from
+ * now on is named `[<label>] <name>`.
+ */
+export function prefixTests(label: string): void {
   const register = Deno.test;
   const renamed = (def: Deno.TestDefinition): Deno.TestDefinition => ({
     ...def,
-    name: `[${driver}] ${def.name}`,
+    name: `[${label}] ${def.name}`,
   });
   const test = ((...args: TestArgs) => register(renamed(definition(args)))) as typeof Deno.test;
   test.ignore =
@@ -74,10 +86,6 @@ export function registerAs(driver: DriverName): void {
     ((...args: TestArgs) =>
       register({ ...renamed(definition(args)), only: true })) as typeof Deno.test.only;
   Object.assign(Deno, { test }); // `Deno.test` is typed readonly, but it is writable
-  Deno.test(
-    `pools that name no driver use ${DRIVERS[driver].name}, here and in children`,
-    checkDriver,
-  );
 }
 
 /** What a pool naming no driver runs on: SQLite's source id, and whether it made a lock directory. */

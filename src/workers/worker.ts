@@ -1,0 +1,231 @@
+/**
+ * The entry of a shard worker: it owns the real SQLite handles of its shards (opened with
+ * the built-in driver the host names) and runs the calls the host sends, in the order
+ * sent, answering a batch at a time. It keeps no state beyond its handles and cursors:
+ * a worker that dies takes nothing with it that the files do not have.
+ *
+ * @module
+ */
+
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+
+import { type Driver, type DriverCursor, type DriverHandle, isPromise } from "../driver/driver.ts";
+import type { Params, Row } from "../types.ts";
+import {
+  decodeParamSets,
+  type DriverKind,
+  type HandleState,
+  packRows,
+  type Reply,
+  type ReplyMessage,
+  type Request,
+  type RequestBatch,
+  ROWS_PER_PART,
+  serializeError,
+} from "./protocol.ts";
+
+const handles = new Map<number, DriverHandle>();
+const cursors = new Map<number, DriverCursor>();
+const drivers = new Map<DriverKind, Driver>();
+
+async function loadDriver(kind: DriverKind): Promise<Driver> {
+  let driver = drivers.get(kind);
+  if (driver === undefined) {
+    // Loaded on demand: a native-driver worker never instantiates the WebAssembly build.
+    driver = kind === "wasm"
+      ? (await import("../driver/wasm.ts")).wasmDriver
+      : (await import("../driver/native.ts")).nativeDriver;
+    drivers.set(kind, driver);
+  }
+  return driver;
+}
+
+function handleOf(id: number): DriverHandle {
+  const handle = handles.get(id);
+  if (handle === undefined) throw new Error(`Database is closed (worker handle ${id} is gone)`);
+  return handle;
+}
+
+function stateOf(id: number): HandleState {
+  const handle = handles.get(id);
+  if (handle === undefined) return { open: false, inTransaction: false, cachedStatements: 0 };
+  try {
+    return {
+      open: handle.isOpen,
+      inTransaction: handle.isOpen && handle.inTransaction,
+      cachedStatements: handle.cachedStatements,
+    };
+  } catch {
+    return { open: false, inTransaction: false, cachedStatements: 0 };
+  }
+}
+
+let outbox: Reply[] = [];
+let lastFlush = performance.now();
+
+function flush(): void {
+  lastFlush = performance.now();
+  if (outbox.length === 0) return;
+  const message: ReplyMessage = { replies: outbox };
+  outbox = [];
+  self.postMessage(message);
+}
+
+/** Big results go ahead of their answer in parts: no one message stalls the host long. */
+function sendRows(id: number, rows: Row[]): unknown {
+  const packed = packRows(rows);
+  if (packed.rows.length <= ROWS_PER_PART) return packed;
+  flush();
+  const all = packed.rows;
+  let at = 0;
+  for (; at + ROWS_PER_PART < all.length; at += ROWS_PER_PART) {
+    const part: ReplyMessage = { part: { id, rows: all.slice(at, at + ROWS_PER_PART) } };
+    self.postMessage(part);
+  }
+  return { columns: packed.columns, rows: all.slice(at) };
+}
+
+function execute(request: Request): unknown {
+  switch (request.op) {
+    case "open":
+      return loadDriver(request.driver).then((driver) => {
+        const opened = driver.open(request.path, {
+          create: request.create,
+          statementCacheSize: request.statementCacheSize,
+        });
+        const register = (handle: DriverHandle) => {
+          handles.set(request.handle, handle);
+          return null;
+        };
+        return isPromise(opened) ? opened.then(register) : register(opened);
+      });
+    case "configure": {
+      const handle = handleOf(request.handle);
+      const driver = driverOfHandle(request.handle);
+      return driver.configure(handle, {
+        access: request.access,
+        synchronous: request.synchronous,
+        cacheSizeKiB: request.cacheSizeKiB,
+      });
+    }
+    case "run":
+      return handleOf(request.handle).run(request.sql, request.params);
+    case "all": {
+      const rows = handleOf(request.handle).all(request.sql, request.params);
+      return isPromise(rows)
+        ? rows.then((r) => sendRows(request.id, r))
+        : sendRows(request.id, rows);
+    }
+    case "get":
+      return handleOf(request.handle).get(request.sql, request.params) ?? null;
+    case "values":
+      return handleOf(request.handle).values(request.sql, request.params);
+    case "exec":
+      return handleOf(request.handle).exec(request.sql) ?? null;
+    case "runMany": {
+      const sets = "packed" in request.sets
+        ? decodeParamSets(request.sets.packed, request.sets.length) as Params[]
+        : request.sets.sets;
+      return handleOf(request.handle).runMany(request.sql, sets);
+    }
+    case "iterate": {
+      const handle = handleOf(request.handle);
+      if (handle.iterate === undefined) throw new Error("the driver has no cursors");
+      const opened = handle.iterate(request.sql, request.params);
+      const register = (cursor: DriverCursor) => {
+        cursors.set(request.cursor, cursor);
+        return null;
+      };
+      return isPromise(opened) ? opened.then(register) : register(opened);
+    }
+    case "next": {
+      const cursor = cursors.get(request.cursor);
+      if (cursor === undefined) throw new Error("Database is closed: the query's cursor is gone");
+      const page = cursor.next(request.max);
+      const done = (rows: Row[]) => {
+        if (rows.length < request.max) cursors.delete(request.cursor);
+        return packRows(rows);
+      };
+      return isPromise(page) ? page.then(done) : done(page);
+    }
+    case "closeCursor": {
+      const cursor = cursors.get(request.cursor);
+      cursors.delete(request.cursor);
+      return cursor?.close() ?? null;
+    }
+    case "backup":
+      return driverOfHandle(request.handle).backup(handleOf(request.handle), request.target);
+    case "close": {
+      const handle = handles.get(request.handle);
+      if (handle === undefined) return null;
+      const closed = handle.close();
+      const forget = () => {
+        handles.delete(request.handle);
+        handleDrivers.delete(request.handle);
+        return null;
+      };
+      return isPromise(closed) ? closed.then(forget) : forget();
+    }
+    case "drain":
+      return null;
+    case "crash":
+      // An uncaught error outside any call, as a bug in the worker would raise.
+      setTimeout(() => {
+        throw new Error("injected worker crash (test hook)");
+      });
+      return null;
+  }
+}
+
+// Which driver opened each handle (a worker may host both kinds, for different managers).
+const handleDrivers = new Map<number, Driver>();
+
+function driverOfHandle(id: number): Driver {
+  const driver = handleDrivers.get(id);
+  if (driver === undefined) throw new Error(`Database is closed (worker handle ${id} is gone)`);
+  return driver;
+}
+
+function handleIdOf(request: Request): number | undefined {
+  return "handle" in request ? request.handle : undefined;
+}
+
+const inbox: Request[] = [];
+let running = false;
+
+async function run(): Promise<void> {
+  running = true;
+  try {
+    for (let i = 0; i < inbox.length; i++) {
+      const request = inbox[i] as Request;
+      let reply: Reply;
+      try {
+        let value = execute(request);
+        if (isPromise(value)) {
+          flush(); // answered so far: not held back by a slow call
+          value = await value;
+        }
+        if (request.op === "open") handleDrivers.set(request.handle, drivers.get(request.driver)!);
+        reply = { id: request.id, ok: true, value: value ?? null };
+      } catch (error) {
+        reply = { id: request.id, ok: false, error: serializeError(error) };
+      }
+      const handle = handleIdOf(request);
+      if (handle !== undefined) reply.state = stateOf(handle);
+      outbox.push(reply);
+      // A long batch answers as it goes (every few ms), not only at its end.
+      if (performance.now() - lastFlush > 2) flush();
+    }
+  } finally {
+    inbox.length = 0;
+    running = false;
+    flush();
+  }
+}
+
+self.onmessage = (event: MessageEvent<RequestBatch>) => {
+  const { requests } = event.data;
+  for (let i = 0; i < requests.length; i++) inbox.push(requests[i] as Request);
+  if (!running) void run();
+};
