@@ -59,11 +59,14 @@ export async function writeAtomically(
   table: string,
   shares: readonly ShardWrite[],
   signal?: AbortSignal,
+  slice: TimeSlice = new TimeSlice(),
 ): Promise<number> {
   const writes = [...shares].sort((a, b) => a.shardId - b.shardId);
   const shardIds = writes.map((w) => w.shardId);
   if (shardIds.length === 0) return 0; // nothing to write
-  const batch = shardIds.length > 1 ? prepareBatch(table, writes, source.batchOwner) : undefined;
+  const batch = shardIds.length > 1
+    ? prepareBatch(table, writes, source.batchOwner, slice)
+    : undefined;
   // Commit order: the coordinator first; its COMMIT is the batch's commit point.
   const commitOrder = shardIds.map((_, i) => i);
   if (batch !== undefined) {
@@ -144,6 +147,8 @@ export async function writeAtomically(
       commitOrder.slice(1).map(async (i) => {
         const conn = leases[i] as PooledConnection;
         const shardId = shardIds[i] as number;
+        // A local COMMIT is an fsync on this thread: the loop gets a turn between them.
+        await slice.maybePause();
         try {
           await conn.commit();
           ledger.deleted(shardId, owed[i] as string[]);
@@ -205,6 +210,7 @@ function prepareBatch(
   table: string,
   writes: readonly ShardWrite[],
   owner: string | undefined,
+  slice: TimeSlice,
 ): PreparedBatch {
   let coordinator = (writes[0] as ShardWrite).shardId;
   let most = -1;
@@ -223,7 +229,8 @@ function prepareBatch(
   });
   // Encoded a slice at a time while the shards write: with shards in workers, this thread
   // is mostly waiting then. A failure is seen where the payload is awaited.
-  const payload = encodeBatchInSlices(table, parts, special, new TimeSlice());
+  // The writes' own slice: one budget for all of this call's work on this thread.
+  const payload = encodeBatchInSlices(table, parts, special, slice);
   payload.catch(() => {});
   return {
     // A live owner's batches are its own to finish: recovery elsewhere leaves them alone.

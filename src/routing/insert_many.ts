@@ -214,6 +214,6 @@ export async function writeRuns(
       },
     });
   });
-  const changes = await writeAtomically(source, ledger, table, writes, signal);
+  const changes = await writeAtomically(source, ledger, table, writes, signal, slice);
   return { changes, rows: returned.flat() };
 }
