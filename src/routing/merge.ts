@@ -7,6 +7,7 @@
  * @module
  */
 
+import { SourceHeap } from "./source_heap.ts";
 import { checkCount } from "../sql/dml.ts";
 import { AggregateOverflowError, InvalidQueryError } from "../errors.ts";
 import type { Row, SqlValue } from "../types.ts";
@@ -148,48 +149,44 @@ export function mergeSorted(
     }
   }
   const positions = new Array<number>(lists.length).fill(0);
-  // heap of list indexes, ordered by each list's current row
-  const heap: number[] = [];
-  const less = (x: number, y: number): boolean => {
-    const rowX = lists[x]![positions[x]!]!;
-    const rowY = lists[y]![positions[y]!]!;
-    for (let t = 0; t < columns.length; t++) {
-      const column = columns[t]!;
-      const order = compareSqlValues(rowX[column]!, rowY[column]!);
-      if (order !== 0) return order * signs[t]! < 0;
-    }
-    return x < y;
-  };
-  const siftDown = (start: number): void => {
-    let i = start;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= heap.length) return;
-      const right = left + 1;
-      const child = right < heap.length && less(heap[right]!, heap[left]!) ? right : left;
-      if (!less(heap[child]!, heap[i]!)) return;
-      [heap[i], heap[child]] = [heap[child]!, heap[i]!];
-      i = child;
-    }
-  };
-  for (let i = 0; i < lists.length; i++) if (lists[i]!.length > 0) heap.push(i);
-  for (let i = (heap.length >>> 1) - 1; i >= 0; i--) siftDown(i);
-
+  // The lists with rows, ordered by each list's current row.
+  const heap = new SourceHeap(
+    lists.flatMap((list, i) => (list.length > 0 ? [i] : [])),
+    rowOrder(columns, signs, (i) => lists[i]![positions[i]!]!),
+  );
   const out: Row[] = [];
   let skipped = 0;
-  while (heap.length > 0 && out.length < limit) {
-    const top = heap[0]!;
+  for (let top = heap.top; top !== undefined && out.length < limit; top = heap.top) {
     const row = lists[top]![positions[top]!]!;
     if (skipped < offset) skipped++;
     else out.push(row);
     positions[top]!++;
-    if (positions[top]! >= lists[top]!.length) {
-      heap[0] = heap[heap.length - 1]!;
-      heap.pop();
-    }
-    siftDown(0);
+    if (positions[top]! >= lists[top]!.length) heap.pop();
+    else heap.fix();
   }
   return out;
+}
+
+/**
+ * Whether source `x`'s current row (`rowOf(x)`) sorts before source `y`'s: by `columns`
+ * (descending where `signs[t]` is -1), then by source index, so that equal rows merge in
+ * source order. The order of a {@link SourceHeap}.
+ */
+export function rowOrder(
+  columns: readonly string[],
+  signs: readonly number[],
+  rowOf: (source: number) => Row,
+): (x: number, y: number) => boolean {
+  return (x, y) => {
+    const a = rowOf(x);
+    const b = rowOf(y);
+    for (let t = 0; t < columns.length; t++) {
+      const column = columns[t] as string;
+      const order = compareSqlValues(a[column] ?? null, b[column] ?? null);
+      if (order !== 0) return order * (signs[t] as number) < 0;
+    }
+    return x < y;
+  };
 }
 
 function toAggregate(aggregate: Aggregate | string): Aggregate {

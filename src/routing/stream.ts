@@ -15,7 +15,8 @@ import type { ShardCursor } from "../pool/shard_file.ts";
 import { TimeSlice, yieldToEventLoop } from "../pool/yield.ts";
 import type { ResolvedOrderTerm } from "../sql/order.ts";
 import type { Params, Row } from "../types.ts";
-import { compareSqlValues } from "./merge.ts";
+import { rowOrder } from "./merge.ts";
+import { SourceHeap } from "./source_heap.ts";
 
 /** One shard's part of a stream. */
 export interface StreamShard {
@@ -375,46 +376,12 @@ async function* streamBatches(
       }
     }
     const signs = plan.terms.map((t) => (t.direction === "desc" ? -1 : 1));
-    const less = (x: number, y: number): boolean => {
-      const a = readers[x]!.current!;
-      const b = readers[y]!.current!;
-      for (let t = 0; t < columns.length; t++) {
-        const order = compareSqlValues(a[columns[t]!]!, b[columns[t]!]!);
-        if (order !== 0) return order * signs[t]! < 0;
-      }
-      return x < y;
-    };
-    const heap: number[] = [];
-    const siftUp = (start: number) => {
-      let i = start;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (!less(heap[i]!, heap[parent]!)) return;
-        [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-        i = parent;
-      }
-    };
-    const siftDown = () => {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= heap.length) return;
-        const right = left + 1;
-        const child = right < heap.length && less(heap[right]!, heap[left]!) ? right : left;
-        if (!less(heap[child]!, heap[i]!)) return;
-        [heap[i], heap[child]] = [heap[child]!, heap[i]!];
-        i = child;
-      }
-    };
-    for (let r = 0; r < readers.length; r++) {
-      if (readers[r]!.current !== undefined) {
-        heap.push(r);
-        siftUp(heap.length - 1);
-      }
-    }
+    const heap = new SourceHeap(
+      readers.flatMap((reader, r) => (reader.current === undefined ? [] : [r])),
+      rowOrder(columns, signs, (r) => readers[r]!.current!),
+    );
     let batch: Row[] = [];
-    while (heap.length > 0) {
-      const r = heap[0]!;
+    for (let r = heap.top; r !== undefined; r = heap.top) {
       const reader = readers[r]!;
       const row = reader.current as Row;
       reader.at++;
@@ -427,11 +394,8 @@ async function* streamBatches(
         await yieldToEventLoop();
         await reader.fill();
       }
-      if (reader.current === undefined) {
-        heap[0] = heap[heap.length - 1]!;
-        heap.pop();
-      }
-      if (heap.length > 0) siftDown();
+      if (reader.current === undefined) heap.pop();
+      else heap.fix();
       if (skip > 0) {
         skip--;
         continue;
