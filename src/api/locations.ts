@@ -73,6 +73,11 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
 }
 
+/** Whether two URLs name one server (scheme family, host and path; not the token). */
+export function sameServer(a: string, b: string): boolean {
+  return identity(a) === identity(b);
+}
+
 /** The server a URL names, for telling two shards on one database apart. */
 function identity(url: string): string {
   const parsed = new URL(url);

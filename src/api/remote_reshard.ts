@@ -15,21 +15,12 @@
 import { ReshardError } from "../errors.ts";
 import type { PooledConnection } from "../pool/connection.ts";
 import type { ShardingStrategy } from "../routing/strategies.ts";
-import { parseShardLocations, type RemoteShard } from "./locations.ts";
+import { parseShardLocations, type RemoteShard, sameServer } from "./locations.ts";
 import type { ManagerParts } from "./parts.ts";
 import type { ReshardContext, ReshardOptions, ReshardPlan } from "./reshard.ts";
 import { epochOf, writeRemoteMap, writeRemotePlan, writeShardEpoch } from "./remote_map.ts";
 import type { ShardMap } from "./shard_map.ts";
 import type { RemoteShards } from "./remote.ts";
-
-/** The server identity of a URL, for comparing lists (scheme family, host, path). */
-function sameServer(a: string, b: string): boolean {
-  const norm = (url: string) => {
-    const u = new URL(url);
-    return `${u.host}${u.pathname.replace(/\/+$/, "")}`;
-  };
-  return norm(a) === norm(b);
-}
 
 /** A remote reshard's context for `runReshard`, and how to lift its fence on failure. */
 export interface RemoteReshard {
