@@ -27,8 +27,12 @@ export interface ShardWrite {
   readonly shardId: number;
   /** How much it writes: the heaviest share coordinates (and stores the others' redo). */
   readonly weight: number;
-  /** Writes inside the shard's open transaction; returns the rows changed. */
-  write(conn: PooledConnection): Promise<number>;
+  /**
+   * Writes inside the shard's open transaction; returns the rows changed. Calls `sent`
+   * (if given) once every statement is on its way, before their answers: the redo record
+   * is encoded then, while asynchronous handles (shard workers) write.
+   */
+  write(conn: PooledConnection, sent?: () => void): Promise<number>;
   /** The share as a redo record replays it; `special` when a value needs a tag. */
   part(): { part: BatchPart; special: boolean };
 }
@@ -39,8 +43,11 @@ interface PreparedBatch {
   coordinator: number;
   others: number[];
   parts: BatchPart[];
-  /** The redo record, encoded while the shards write (needed only at the batch row). */
-  payload: Promise<Uint8Array>;
+  /**
+   * The redo record, encoded on first call (memoized): once every share's statements are
+   * sent, so that its encoding on this thread does not hold back the shards' writes.
+   */
+  payload(): Promise<Uint8Array>;
 }
 
 /** What {@link writeAtomically} needs of its router's source. */
@@ -103,28 +110,42 @@ export async function writeAtomically(
       // Shards on servers: the layout epoch is checked before anything is written.
       if (source.guardWrite !== undefined) await source.guardWrite(conn, shardIds[i] as number);
     }
+    // The redo record is encoded once every share's statements are sent (each share
+    // reports it, or its end), and goes in as the coordinator's batch row.
+    let unsent = shardIds.length;
+    let allSent!: () => void;
+    const sentAll = new Promise<void>((resolve) => allSent = resolve);
     // Every share settles before anything is rolled back: a share still writing when
     // another failed would go on in autocommit mode after its ROLLBACK, and keep its rows.
     const written = await Promise.allSettled(shardIds.map(async (shardId, i) => {
       const conn = leases[i] as PooledConnection;
       const debts = owed[i] as string[];
+      let reported = false;
+      const sent = () => {
+        if (reported) return;
+        reported = true;
+        if (--unsent === 0) allSent();
+      };
       try {
         if (batch !== undefined || debts.length > 0) await conn.exec(CREATE_BATCH_TABLE);
         if (debts.length > 0) await deleteBatchRows(conn, debts);
-        // The batch row goes in as soon as its redo record is ready, alongside the share's
-        // rows (one transaction: the order inside it does not matter), so that a big record
-        // is not written after everything else.
+        // One transaction: where the batch row goes among the share's rows does not matter.
         const batchRow = batch === undefined
           ? undefined
           : shardId === batch.coordinator
-          ? batch.payload.then((payload) =>
+          ? sentAll.then(() => batch.payload()).then((payload) =>
             conn.run(INSERT_BATCH_ROW, [batch.id, shardId, JSON.stringify(batch.others), payload])
           )
           : conn.run(INSERT_BATCH_ROW, [batch.id, batch.coordinator, "[]", null]);
         batchRow?.catch(() => {}); // awaited below unless the share's write fails first
-        changes[i] = await (writes[i] as ShardWrite).write(conn);
+        try {
+          changes[i] = await (writes[i] as ShardWrite).write(conn, sent);
+        } finally {
+          sent(); // failed, or never reported: the coordinator's batch row must not wait
+        }
         await batchRow;
       } catch (error) {
+        sent();
         throw new ShardOperationError(shardId, conn.path, error);
       }
     }));
@@ -227,11 +248,10 @@ function prepareBatch(
     special ||= share.special;
     return share.part;
   });
-  // Encoded a slice at a time while the shards write: with shards in workers, this thread
-  // is mostly waiting then. A failure is seen where the payload is awaited.
-  // The writes' own slice: one budget for all of this call's work on this thread.
-  const payload = encodeBatchInSlices(table, parts, special, slice);
-  payload.catch(() => {});
+  // Encoded a slice at a time while the shards write (with shards in workers, this thread
+  // is mostly waiting then), in the writes' own slice: one budget for all of this call's
+  // work on this thread. A failure is seen where the payload is awaited.
+  let payload: Promise<Uint8Array> | undefined;
   return {
     // A live owner's batches are its own to finish: recovery elsewhere leaves them alone.
     id: owner === undefined
@@ -240,6 +260,6 @@ function prepareBatch(
     coordinator,
     others: others.map((w) => w.shardId),
     parts,
-    payload,
+    payload: () => payload ??= encodeBatchInSlices(table, parts, special, slice),
   };
 }

@@ -24,8 +24,9 @@ export interface RunConflict {
 
 // Rows a run holds at most: one runMany call, then the event loop gets a turn.
 const ROWS_PER_RUN = 1_000;
-// Calls of one shard's write sent ahead of their answers (see writeRuns).
-const PIPELINE_DEPTH = 3;
+// Calls of one shard's write sent ahead of their answers (see writeRuns): enough that a
+// shard worker always has the next ones while this thread encodes the redo record.
+const PIPELINE_DEPTH = 64;
 
 /** Rows bound for one shard that share one INSERT, packed for multi-row statements. */
 class InsertRun {
@@ -172,7 +173,7 @@ export async function writeRuns(
     writes.push({
       shardId,
       weight: rows,
-      async write(conn) {
+      async write(conn, allSent) {
         let changes = 0;
         if (returning !== undefined) {
           // A second write (after a failed COMMIT) replaces what the first one returned.
@@ -199,6 +200,7 @@ export async function writeRuns(
             while (sent.length > PIPELINE_DEPTH) changes += await (sent.shift() as Promise<number>);
             await slice.maybePause();
           }
+          allSent?.();
           while (sent.length > 0) changes += await (sent.shift() as Promise<number>);
         } catch (error) {
           for (const later of sent) later.catch(() => {}); // reported as the first failure

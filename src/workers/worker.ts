@@ -14,13 +14,16 @@ import { type Driver, type DriverCursor, type DriverHandle, isPromise } from "..
 import type { Params, Row } from "../types.ts";
 import {
   decodeParamSets,
+  decodeRequests,
   type DriverKind,
+  encodeReplies,
   type HandleState,
+  type PackedRows,
   packRows,
   type Reply,
+  type ReplyKind,
   type ReplyMessage,
   type Request,
-  type RequestBatch,
   ROWS_PER_PART,
   serializeError,
 } from "./protocol.ts";
@@ -62,28 +65,54 @@ function stateOf(id: number): HandleState {
 }
 
 let outbox: Reply[] = [];
+let kinds: ReplyKind[] = [];
 let lastFlush = performance.now();
 
 function flush(): void {
   lastFlush = performance.now();
   if (outbox.length === 0) return;
-  const message: ReplyMessage = { replies: outbox };
+  const message: ReplyMessage = encodeReplies(outbox, kinds);
   outbox = [];
+  kinds = [];
   self.postMessage(message);
 }
 
-/** Big results go ahead of their answer in parts: no one message stalls the host long. */
-function sendRows(id: number, rows: Row[]): unknown {
+// One column-name array per statement, so that the answers of one message that share it
+// clone it once (a structured clone keeps repeated references as one).
+const columnsBySql = new Map<string, string[]>();
+const MAX_SHARED_COLUMNS = 256;
+
+function sharedColumns(sql: string, columns: string[]): string[] {
+  const known = columnsBySql.get(sql);
+  if (
+    known !== undefined && known.length === columns.length &&
+    known.every((name, i) => name === columns[i])
+  ) return known;
+  if (columnsBySql.size >= MAX_SHARED_COLUMNS) columnsBySql.clear();
+  columnsBySql.set(sql, columns);
+  return columns;
+}
+
+function pack(sql: string, rows: Row[]): PackedRows {
   const packed = packRows(rows);
-  if (packed.rows.length <= ROWS_PER_PART) return packed;
+  if (packed.columns.length > 0) packed.columns = sharedColumns(sql, packed.columns);
+  return packed;
+}
+
+/** Big results go ahead of their answer in parts: no one message stalls the host long. */
+function sendRows(id: number, sql: string, rows: Row[]): PackedRows {
+  const packed = pack(sql, rows);
+  const width = packed.columns.length;
+  if (rows.length <= ROWS_PER_PART) return packed;
   flush();
-  const all = packed.rows;
+  const all = packed.values;
+  const step = ROWS_PER_PART * width;
   let at = 0;
-  for (; at + ROWS_PER_PART < all.length; at += ROWS_PER_PART) {
-    const part: ReplyMessage = { part: { id, rows: all.slice(at, at + ROWS_PER_PART) } };
+  for (; at + step < all.length; at += step) {
+    const part: ReplyMessage = { part: { id, values: all.slice(at, at + step) } };
     self.postMessage(part);
   }
-  return { columns: packed.columns, rows: all.slice(at) };
+  return { columns: packed.columns, values: all.slice(at) };
 }
 
 function execute(request: Request): unknown {
@@ -114,8 +143,8 @@ function execute(request: Request): unknown {
     case "all": {
       const rows = handleOf(request.handle).all(request.sql, request.params);
       return isPromise(rows)
-        ? rows.then((r) => sendRows(request.id, r))
-        : sendRows(request.id, rows);
+        ? rows.then((r) => sendRows(request.id, request.sql, r))
+        : sendRows(request.id, request.sql, rows);
     }
     case "get":
       return handleOf(request.handle).get(request.sql, request.params) ?? null;
@@ -214,6 +243,13 @@ async function run(): Promise<void> {
       const handle = handleIdOf(request);
       if (handle !== undefined) reply.state = stateOf(handle);
       outbox.push(reply);
+      kinds.push(
+        request.op === "run"
+          ? "run"
+          : request.op === "all" || request.op === "next"
+          ? "rows"
+          : "value",
+      );
       // A long batch answers as it goes (every few ms), not only at its end.
       if (performance.now() - lastFlush > 2) flush();
     }
@@ -224,8 +260,8 @@ async function run(): Promise<void> {
   }
 }
 
-self.onmessage = (event: MessageEvent<RequestBatch>) => {
-  const { requests } = event.data;
+self.onmessage = (event: MessageEvent<unknown[]>) => {
+  const requests = decodeRequests(event.data);
   for (let i = 0; i < requests.length; i++) inbox.push(requests[i] as Request);
   if (!running) void run();
 };
