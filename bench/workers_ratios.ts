@@ -157,8 +157,19 @@ for (const m of writers.values()) await m.shutdown();
   const rows = users(10_000);
   const inThread = await manager(0);
   const workers = await manager(2);
+  // A pool's maxConnections bounds the calls in flight on its shard: 10 by default, so 40
+  // reads travel at once over 4 shards however many callers wait. More leases put more
+  // calls in each message (a lease is a session on the shard's one handle, not a handle).
+  const wide = new ShardManager({
+    numShards: 4,
+    dbDir: `${dir}/m${serial++}`,
+    pool: { ...pool, maxConnections: 64 },
+    workers: 2,
+  });
+  await wide.createTable("users", USERS, { shardKey: "id" });
   await inThread.insertMany("users", rows);
   await workers.insertMany("users", rows);
+  await wide.insertMany("users", rows);
   const N = 20_000;
   const inFlight = (m: ShardManager) => async () => {
     const t = performance.now();
@@ -176,6 +187,13 @@ for (const m of writers.values()) await m.shutdown();
     "workers within 1.5x",
     rounds,
   );
+  await report(
+    "point reads, 256 in flight, µs/read: in-thread vs workers: 2 with maxConnections: 64",
+    inFlight(inThread),
+    inFlight(wide),
+    "workers within 1.5x",
+    rounds,
+  );
   const oneAtATime = (m: ShardManager) => async () => {
     const t = performance.now();
     for (let i = 0; i < 5_000; i++) await m.select("users", { key: (i % 10_000) + 1 });
@@ -190,6 +208,7 @@ for (const m of writers.values()) await m.shutdown();
   );
   await inThread.shutdown();
   await workers.shutdown();
+  await wide.shutdown();
 }
 
 await Deno.remove(dir, { recursive: true });

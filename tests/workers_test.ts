@@ -15,7 +15,17 @@ import {
   wasmDriver,
   WorkerCrashedError,
 } from "../mod.ts";
-import { decodeParamSets, encodeParamSets } from "../src/workers/protocol.ts";
+import {
+  decodeParamSets,
+  decodeReplies,
+  decodeRequests,
+  encodeParamSets,
+  encodeReplies,
+  encodeRequests,
+  type Reply,
+  type ReplyKind,
+  type Request,
+} from "../src/workers/protocol.ts";
 import { WorkerHost, workerHostOf } from "../src/workers/host.ts";
 import { MAX_WORKERS } from "../src/workers/options.ts";
 import { type DriverName, DRIVERS, tempDir } from "./helpers.ts";
@@ -89,6 +99,122 @@ Deno.test("codec: booleans and undefined kept; named parameters and objects are 
   const big = "é".repeat(100_000);
   const one = encodeParamSets([[big]])!;
   assert.equal(decodeParamSets(one.packed, one.length)[0]![0], big);
+});
+
+// Every request shape, with the fields an encoder could drop or reorder.
+const params = fc.option(fc.array(sqlValue, { maxLength: 4 }), { nil: undefined });
+const plain = { noNullPrototype: true } as const;
+const ids = fc.record({ id: fc.nat(), handle: fc.nat() }, plain);
+const request: fc.Arbitrary<Request> = fc.oneof(
+  fc.record({
+    id: fc.nat(),
+    op: fc.constant("open" as const),
+    handle: fc.nat(),
+    path: fc.string(),
+    driver: fc.constantFrom("wasm" as const, "native" as const),
+    create: fc.boolean(),
+    statementCacheSize: fc.nat(),
+  }, plain),
+  fc.record({
+    id: fc.nat(),
+    op: fc.constant("configure" as const),
+    handle: fc.nat(),
+    access: fc.constantFrom("exclusive" as const, "shared" as const),
+    synchronous: fc.constantFrom("full" as const, "normal" as const),
+    cacheSizeKiB: fc.nat(),
+  }, plain),
+  fc.tuple(ids, fc.constantFrom("run", "all", "get", "values"), fc.string(), params).map(
+    ([{ id, handle }, op, sql, p]) => {
+      const r = { id, op, handle, sql } as Request & { params?: unknown };
+      if (p !== undefined) r.params = p;
+      return r as Request;
+    },
+  ),
+  ids.map(({ id, handle }) => ({ id, op: "exec" as const, handle, sql: "BEGIN" })),
+  fc.tuple(ids, fc.array(fc.array(sqlValue, { maxLength: 3 }), { maxLength: 3 })).map((
+    [{ id, handle }, sets],
+  ) => ({ id, op: "runMany" as const, handle, sql: "INSERT", sets: { sets } })),
+  fc.tuple(ids, fc.nat(), params).map(([{ id, handle }, cursor, p]) => {
+    const r: Request = { id, op: "iterate", handle, cursor, sql: "SELECT 1" };
+    if (p !== undefined) r.params = p;
+    return r;
+  }),
+  fc.tuple(ids, fc.nat(), fc.nat()).map(([{ id, handle }, cursor, max]) => ({
+    id,
+    op: "next" as const,
+    handle,
+    cursor,
+    max,
+  })),
+  fc.tuple(ids, fc.nat()).map(([{ id, handle }, cursor]) => ({
+    id,
+    op: "closeCursor" as const,
+    handle,
+    cursor,
+  })),
+  ids.map(({ id, handle }) => ({ id, op: "backup" as const, handle, target: "/b.db" })),
+  ids.map(({ id, handle }) => ({ id, op: "close" as const, handle })),
+  fc.nat().map((id) => ({ id, op: "drain" as const })),
+  fc.nat().map((id) => ({ id, op: "crash" as const })),
+);
+
+Deno.test("wire: requests and answers cross as flat arrays and come back equal", () => {
+  fc.assert(
+    fc.property(fc.array(request, { maxLength: 30 }), (requests) => {
+      assert.deepEqual(decodeRequests(structuredClone(encodeRequests(requests))), requests);
+    }),
+    { numRuns: 300 },
+  );
+  const state = fc.record({
+    open: fc.boolean(),
+    inTransaction: fc.boolean(),
+    cachedStatements: fc.nat({ max: 100_000 }),
+  }, plain);
+  const answer: fc.Arbitrary<[Reply, ReplyKind]> = fc.oneof(
+    fc.tuple(fc.nat(), fc.array(fc.string(), { minLength: 1, maxLength: 4 }), fc.nat(5)).chain((
+      [id, columns, count],
+    ) =>
+      fc.tuple(
+        fc.array(sqlValue, {
+          minLength: columns.length * count,
+          maxLength: columns.length * count,
+        }),
+        fc.option(state, { nil: undefined }),
+      ).map(([values, st]): [Reply, ReplyKind] => {
+        const reply: Reply = { id, ok: true, value: { columns, values } };
+        if (st !== undefined) reply.state = st;
+        return [reply, "rows"];
+      })
+    ),
+    fc.tuple(fc.nat(), fc.nat(), fc.oneof(fc.integer(), fc.bigInt()), state).map((
+      [id, changes, lastInsertRowid, st],
+    ): [Reply, ReplyKind] => [
+      { id, ok: true, value: { changes, lastInsertRowid }, state: st },
+      "run",
+    ]),
+    fc.tuple(
+      fc.nat(),
+      fc.oneof(fc.constant(null), fc.nat(), fc.dictionary(fc.string(), sqlValue, plain)),
+    )
+      .map(([id, value]): [Reply, ReplyKind] => [{ id, ok: true, value }, "value"]),
+    fc.tuple(fc.nat(), fc.string(), state).map(([id, message, st]): [Reply, ReplyKind] => [
+      {
+        id,
+        ok: false,
+        error: { kind: "Error", name: "SQLiteError", message, fields: { code: 5 } },
+        state: st,
+      },
+      "value",
+    ]),
+  );
+  fc.assert(
+    fc.property(fc.array(answer, { maxLength: 30 }), (pairs) => {
+      const replies = pairs.map(([reply]) => reply);
+      const kinds = pairs.map(([, kind]) => kind);
+      assert.deepEqual(decodeReplies(structuredClone(encodeReplies(replies, kinds))), replies);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 // --- options ----------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ export interface PackedRows {
   columns: string[];
   /** Every row's values in `columns` order, one row after another. */
   values: SqlValue[];
+  /** A cursor's page: more rows follow (a page may hold fewer rows than were asked for). */
+  more?: boolean;
 }
 
 /** How many rows `packed` holds. */
@@ -362,6 +364,7 @@ const ERROR = 0;
 const VALUE = 1;
 const ROWS = 2;
 const RUN = 3;
+const ROWS_MORE = 4;
 // A handle's state in one number: bit 0 open, bit 1 in a transaction, cached statements
 // from bit 2; -1 when the request had no handle.
 const NO_STATE = -1;
@@ -397,7 +400,7 @@ export function encodeReplies(replies: readonly Reply[], kinds: readonly ReplyKi
     const kind = kinds[i];
     const value = reply.value;
     if (kind === "rows") {
-      wire[at++] = ROWS;
+      wire[at++] = (value as PackedRows).more === true ? ROWS_MORE : ROWS;
       wire[at++] = encodeState(reply.state);
       wire[at++] = (value as PackedRows).columns;
       wire[at++] = (value as PackedRows).values;
@@ -450,6 +453,12 @@ export function decodeReplies(wire: readonly unknown[]): Reply[] {
     if (kind === ERROR) reply = { id, ok: false, error: a as SerializedError };
     else if (kind === ROWS) {
       reply = { id, ok: true, value: { columns: a as string[], values: b as SqlValue[] } };
+    } else if (kind === ROWS_MORE) {
+      reply = {
+        id,
+        ok: true,
+        value: { columns: a as string[], values: b as SqlValue[], more: true },
+      };
     } else if (kind === RUN) {
       reply = {
         id,

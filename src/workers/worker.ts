@@ -115,6 +115,57 @@ function sendRows(id: number, sql: string, rows: Row[]): PackedRows {
   return { columns: packed.columns, values: all.slice(at) };
 }
 
+// A cursor's page holds at most this many bytes of values (about): the host keeps a page
+// and the one read ahead per cursor, so wide rows come in fewer rows a page.
+const PAGE_BYTES = 128 * 1024;
+// Rows read from the driver's cursor at a time while a page fills.
+const PAGE_STEP = 256;
+
+/** About how many bytes a row's values take (for {@link PAGE_BYTES}). */
+function rowBytes(row: Row): number {
+  let bytes = 0;
+  for (const key in row) {
+    const value = row[key];
+    if (typeof value === "string") bytes += 16 + 2 * value.length;
+    else if (value instanceof Uint8Array) bytes += 16 + value.byteLength;
+    else bytes += 8;
+  }
+  return bytes;
+}
+
+/**
+ * Up to `max` rows of a cursor, fewer once they pass {@link PAGE_BYTES} (then the page
+ * says `more`). Synchronous when the driver's cursor is (a promise only when it is not).
+ */
+function readPage(id: number, cursor: DriverCursor, max: number): PackedRows | Promise<PackedRows> {
+  const rows: Row[] = [];
+  let bytes = 0;
+  const finish = (ended: boolean): PackedRows => {
+    if (ended) cursors.delete(id);
+    const packed = packRows(rows);
+    if (!ended) packed.more = true;
+    return packed;
+  };
+  // Adds a step's rows; true when the cursor has no more.
+  const take = (step: Row[], want: number): boolean => {
+    for (const row of step) {
+      rows.push(row);
+      bytes += rowBytes(row);
+    }
+    return step.length < want;
+  };
+  const loop = (): PackedRows | Promise<PackedRows> => {
+    while (rows.length < max && bytes < PAGE_BYTES) {
+      const want = Math.min(PAGE_STEP, max - rows.length);
+      const got = cursor.next(want);
+      if (isPromise(got)) return got.then((step) => take(step, want) ? finish(true) : loop());
+      if (take(got, want)) return finish(true);
+    }
+    return finish(false);
+  };
+  return loop();
+}
+
 function execute(request: Request): unknown {
   switch (request.op) {
     case "open":
@@ -171,12 +222,7 @@ function execute(request: Request): unknown {
     case "next": {
       const cursor = cursors.get(request.cursor);
       if (cursor === undefined) throw new Error("Database is closed: the query's cursor is gone");
-      const page = cursor.next(request.max);
-      const done = (rows: Row[]) => {
-        if (rows.length < request.max) cursors.delete(request.cursor);
-        return packRows(rows);
-      };
-      return isPromise(page) ? page.then(done) : done(page);
+      return readPage(request.cursor, cursor, request.max);
     }
     case "closeCursor": {
       const cursor = cursors.get(request.cursor);
