@@ -27,7 +27,7 @@ import {
   type Request,
 } from "../src/workers/protocol.ts";
 import { WorkerHost, workerHostOf } from "../src/workers/host.ts";
-import { MAX_WORKERS } from "../src/workers/options.ts";
+import { MAX_WORKERS, WORKER_MAX_CONNECTIONS } from "../src/workers/options.ts";
 import { type DriverName, DRIVERS, tempDir } from "./helpers.ts";
 
 // --- codec ----------------------------------------------------------------------------------
@@ -276,6 +276,27 @@ Deno.test("workers: started on first use, shard id % workers, ended by shutdown"
   // The files can go at once: nothing holds them.
   await Deno.remove(dir.path, { recursive: true });
   await Deno.mkdir(dir.path);
+});
+
+Deno.test("workers: pools default to 64 leases a shard; a maxConnections given is kept", async () => {
+  await using dir = await tempDir();
+  const wide = new ShardManager({ numShards: 2, dbDir: `${dir.path}/a`, workers: 2 });
+  const given = new ShardManager({
+    numShards: 2,
+    dbDir: `${dir.path}/b`,
+    workers: 2,
+    pool: { maxConnections: 3 },
+  });
+  const inThread = new ShardManager({ numShards: 2, dbDir: `${dir.path}/c`, workers: 0 });
+  try {
+    assert.equal(wide.getPool(1).maxConnections, WORKER_MAX_CONNECTIONS);
+    assert.equal(given.getPool(1).maxConnections, 3);
+    assert.equal(inThread.getPool(1).maxConnections, 10);
+  } finally {
+    await wide.shutdown();
+    await given.shutdown();
+    await inThread.shutdown();
+  }
 });
 
 // --- a worker dies mid-write -------------------------------------------------------------------

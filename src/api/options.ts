@@ -10,7 +10,7 @@ import { checkAccess, ConnectionPool, defaultPoolDriver, type PoolOptions } from
 import type { QueryEvent } from "../pool/query_monitor.ts";
 import { HashStrategy, type ShardingStrategy } from "../routing/strategies.ts";
 import { parseShardLocations, type RemoteShard, type ShardLocationInput } from "./locations.ts";
-import { checkWorkers } from "../workers/options.ts";
+import { checkWorkers, WORKER_MAX_CONNECTIONS } from "../workers/options.ts";
 
 /** Options of a {@link ShardManager}. */
 export interface ShardManagerOptions {
@@ -107,11 +107,12 @@ export interface ShardManagerOptions {
    * How many module Web Workers run the shards' SQLite (shard `id` in worker
    * `id % workers`), started on first use and ended by `shutdown()` — call it (or use
    * `await using`): a live worker keeps the process from exiting. Default 0: in this
-   * thread. The pools stay on this thread; only the SQLite handles move. Workers keep the
-   * event loop free during big scans and aggregates (their SQLite runs elsewhere); a
-   * single point read costs a round trip between threads (35–170 µs on the 2-core project
-   * machine) instead of a few µs, and `insertMany` gains little on 2 cores (its routing
-   * stays here). Needs a built-in driver (`wasmDriver`, `nativeDriver`), exclusive
+   * thread. The pools stay on this thread; only the SQLite handles move, and a pool's
+   * `maxConnections` defaults to 64 instead of 10 (calls in flight travel together). Workers
+   * keep the event loop free during big scans and aggregates (their SQLite runs
+   * elsewhere); a single point read costs a round trip between threads (150–200 µs on the
+   * 2-core project machine) instead of a few µs, and `insertMany` gains little on 2 cores
+   * (its routing stays here). Needs a built-in driver (`wasmDriver`, `nativeDriver`), exclusive
    * access, and read access to the library's `src/` (a worker loads its module from
    * there). A worker that dies fails the calls in flight on its shards with
    * `WorkerCrashedError` and starts again on the next call. See the README's "Workers"
@@ -208,6 +209,7 @@ export function checkManagerOptions(options: ShardManagerOptions): ManagerSettin
   checkAccess(access, driver);
   const workers = checkWorkers(options.workers, driver, access);
   const pool: PoolOptions = { ...options.pool, access };
+  if (workers > 0) pool.maxConnections ??= WORKER_MAX_CONNECTIONS;
   takeObservers(options, pool);
   // Fail at construction on bad pool options rather than at the first query.
   new ConnectionPool(shardFilePath(dbDir, 0), pool);

@@ -13,6 +13,16 @@ import type { DriverKind } from "./protocol.ts";
 /** The most workers a manager may have (more than any machine's cores gain anything). */
 export const MAX_WORKERS = 64;
 
+/**
+ * A pool's `maxConnections` when the manager has workers and the options name none (10
+ * in-thread). A lease is a session on its shard's one handle, not a handle, so more of them
+ * cost no SQLite memory; what they bound is how many calls are in flight on a shard, and
+ * the calls in flight to a worker travel together: a message that wakes a parked thread
+ * costs the caller 50-300 µs here, so 256 point reads in flight took 18-20 µs each with
+ * 10 leases a shard and 11-12 µs with 64 (bench/workers_ratios.ts).
+ */
+export const WORKER_MAX_CONNECTIONS = 64;
+
 let defaultWorkers = 0;
 
 /**
