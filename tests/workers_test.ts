@@ -299,6 +299,45 @@ Deno.test("workers: pools default to 64 leases a shard; a maxConnections given i
   }
 });
 
+Deno.test("workers: a cursor hands out every row once, in order, whatever the page sizes asked", async () => {
+  await using dir = await tempDir();
+  const host = new WorkerHost({
+    workers: 1,
+    driver: wasmDriver,
+    kind: "wasm",
+    shardIdOf: () => undefined,
+  });
+  const handle = await host.driver.open(`${dir.path}/c.db`, {
+    create: true,
+    statementCacheSize: 16,
+  });
+  try {
+    await handle.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, pad TEXT)");
+    // Narrow rows fill a page by count (2,048), wide ones by bytes (about 128 KiB).
+    const narrow = Array.from({ length: 5_000 }, (_, i) => [i + 1, "x"]);
+    const wide = Array.from({ length: 1_500 }, (_, i) => [5_001 + i, "y".repeat(2_000)]);
+    await handle.exec("BEGIN");
+    await handle.runMany("INSERT INTO t VALUES (?, ?)", [...narrow, ...wide]);
+    await handle.exec("COMMIT");
+    const cursor = await handle.iterate!("SELECT id, pad FROM t ORDER BY id");
+    const sizes = [1, 100, 3_000, 7, 2_048, 4_096, 256, 10_000];
+    const seen: number[] = [];
+    for (let i = 0;; i++) {
+      const size = sizes[i % sizes.length] as number;
+      const rows = await cursor.next(size);
+      assert.ok(rows.length <= size);
+      for (const row of rows) seen.push(row.id as number);
+      if (rows.length < size) break; // the end: nothing after a short page
+    }
+    assert.deepEqual(seen, Array.from({ length: 6_500 }, (_, i) => i + 1));
+    assert.deepEqual(await cursor.next(10), []);
+    await cursor.close();
+  } finally {
+    await handle.close();
+    await host.shutdown();
+  }
+});
+
 // --- a worker dies mid-write -------------------------------------------------------------------
 
 /** The WorkerCrashedError in `error`'s cause chain, if any. */

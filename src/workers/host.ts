@@ -39,7 +39,9 @@ import {
   type Reply,
   type ReplyMessage,
   type Request,
+  rowCount,
   unpackRows,
+  unpackRowsInto,
 } from "./protocol.ts";
 
 /** Distributive `Omit`: a request without its id, each variant kept apart. */
@@ -679,10 +681,16 @@ class WorkerCursor implements DriverCursor {
     }) as Promise<PackedRows>;
   }
 
-  // Rows read ahead beyond what was asked for (a page size that changed), and whether the
-  // worker's cursor has no rows after them.
-  #leftover: Row[] = [];
+  // The page being handed out (rows from #at on are left), and whether the worker's
+  // cursor has no rows after it. A page's rows become objects only as they are handed out:
+  // a 2,048-row page unpacked at once held the event loop several ms.
+  #page: PackedRows | null = null;
+  #at = 0;
   #ended = false;
+
+  #left(): number {
+    return this.#page === null ? 0 : rowCount(this.#page) - this.#at;
+  }
 
   async next(max: number): Promise<Row[]> {
     if (this.#done) return [];
@@ -692,31 +700,33 @@ class WorkerCursor implements DriverCursor {
     if (this.#handle.id !== this.#handleId) {
       throw new Error("Database is closed: the worker a query was read in was restarted");
     }
-    let rows = this.#leftover;
-    this.#leftover = [];
     // Small pages (iterate's 256 rows, split into runs) cost a round trip each: the worker
     // is asked for at least MIN_FETCH rows, and the rest is handed out from here.
     const fetch = Math.max(max, MIN_FETCH);
-    while (rows.length < max && !this.#ended) {
-      const ahead = this.#ahead;
-      this.#ahead = null;
-      const asked = ahead?.max ?? fetch;
-      const page = await (ahead?.page ?? this.#ask(asked));
-      if (page.more !== true) this.#ended = true;
-      const got = unpackRows(page);
-      if (rows.length === 0) rows = got;
-      else for (const row of got) rows.push(row);
-    }
-    if (rows.length > max) {
-      this.#leftover = rows.slice(max);
-      rows = rows.slice(0, max);
+    const rows: Row[] = [];
+    while (rows.length < max) {
+      if (this.#left() === 0) {
+        if (this.#ended) break;
+        const ahead = this.#ahead;
+        this.#ahead = null;
+        const page = await (ahead?.page ?? this.#ask(fetch));
+        if (page.more !== true) this.#ended = true;
+        this.#page = page;
+        this.#at = 0;
+        continue;
+      }
+      const page = this.#page as PackedRows;
+      const count = Math.min(max - rows.length, this.#left());
+      unpackRowsInto(page, this.#at, count, rows);
+      this.#at += count;
     }
     if (rows.length < max) this.#done = true; // ended, nothing left over
-    else if (!this.#ended && this.#ahead === null && this.#leftover.length < max) {
+    else if (!this.#ended && this.#ahead === null && this.#left() < max) {
       const page = this.#ask(fetch);
       page.catch(() => {}); // seen by the next call to next(), if there is one
       this.#ahead = { max: fetch, page };
     }
+    if (this.#left() === 0) this.#page = null;
     return rows;
   }
 

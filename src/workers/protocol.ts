@@ -180,15 +180,23 @@ export function packRows(rows: readonly Record<string, SqlValue>[]): PackedRows 
 
 /** The object rows {@link packRows} packed (same keys, same order). */
 export function unpackRows(packed: PackedRows): Record<string, SqlValue>[] {
+  return unpackRowsInto(packed, 0, rowCount(packed), []);
+}
+
+/** Appends rows `from` .. `from + count - 1` of `packed` to `out`, as objects; returns `out`. */
+export function unpackRowsInto(
+  packed: PackedRows,
+  from: number,
+  count: number,
+  out: Record<string, SqlValue>[],
+): Record<string, SqlValue>[] {
   const { columns, values } = packed;
   const width = columns.length;
-  const count = rowCount(packed);
-  const out = new Array<Record<string, SqlValue>>(count);
-  let at = 0;
+  let at = from * width;
   for (let r = 0; r < count; r++) {
     const row: Record<string, SqlValue> = {};
     for (let c = 0; c < width; c++) row[columns[c] as string] = values[at++] as SqlValue;
-    out[r] = row;
+    out.push(row);
   }
   return out;
 }
