@@ -110,7 +110,7 @@ export interface ShardManagerOptions {
    * thread. The pools stay on this thread; only the SQLite handles move, and a pool's
    * `maxConnections` defaults to 64 instead of 10 (calls in flight travel together). Workers
    * keep the event loop free during big scans and aggregates (their SQLite runs
-   * elsewhere); a single point read costs a round trip between threads (150–200 µs on the
+   * elsewhere); a single point read costs a round trip between threads (140–260 µs on the
    * 2-core project machine) instead of a few µs, and `insertMany` gains little on 2 cores
    * (its routing stays here). Needs a built-in driver (`wasmDriver`, `nativeDriver`), exclusive
    * access, and read access to the library's `src/` (a worker loads its module from
