@@ -197,6 +197,71 @@ Deno.test("aggregateBy split into rowid runs gives the groups of the unsplit one
   assert.equal(activeLeases(manager), 0);
 });
 
+Deno.test("aggregate split into rowid ranges gives the values of the unsplit one", async () => {
+  await using dir = await tempDir();
+  // In-thread: the split is for this thread's event loop (with workers, none: see below).
+  await using manager = new ShardManager({ numShards: 3, dbDir: dir.path, workers: 0 });
+  await manager.createTable("users", USERS, { shardKey: "id" });
+  await manager.insertMany("users", users(1_200, 7));
+  // REAL sums add in another order: equal to the last bits, else exact.
+  const near = (row: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(row).map(([k, v]) => [
+        k,
+        typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(12)) : v,
+      ]),
+    );
+  const ranges = () => {
+    let n = 0;
+    return {
+      onQuery: (e: { sql: string }) => {
+        if (/rowid >= \?/.test(e.sql)) n++;
+      },
+      count: () => n,
+    };
+  };
+  const unseen = ranges();
+  await using inWorkers = new ShardManager({
+    numShards: 3,
+    dbDir: `${dir.path}/w`,
+    workers: 2,
+    onQuery: unseen.onQuery,
+  });
+  await inWorkers.createTable("users", USERS, { shardKey: "id" });
+  await inWorkers.insertMany("users", users(1_200, 7));
+  const saved = sortSplit.runRows;
+  const cases: [string[], Record<string, unknown>?][] = [
+    [["COUNT(*)", "SUM(score)", "AVG(score)", "MIN(id)", "MAX(team)", "COUNT(tag)"]],
+    [["COUNT(*)", "AVG(score)", "MIN(tag)"], { where: { score: { gt: 10 } } }],
+    [["SUM(score)", "MAX(score)"], { where: { score: { gt: 1e9 } } }], // no row matches
+  ];
+  try {
+    for (const [expressions, options] of cases) {
+      sortSplit.runRows = Infinity;
+      const whole = await manager.aggregate("users", expressions, options);
+      sortSplit.runRows = 30;
+      const seen = ranges();
+      await using split = new ShardManager({
+        numShards: 3,
+        dbDir: dir.path,
+        workers: 0,
+        onQuery: seen.onQuery,
+      });
+      const got = await split.aggregate("users", expressions, options);
+      assert.ok(seen.count() >= 3 * 5, `${seen.count()} range statements`);
+      // Shard workers run SQLite elsewhere: one statement a shard, no ranges.
+      const before = unseen.count();
+      const fromWorkers = await inWorkers.aggregate("users", expressions, options);
+      assert.equal(unseen.count(), before);
+      assert.deepEqual(near(fromWorkers), near(whole));
+      assert.deepEqual(near(got), near(whole), JSON.stringify([expressions, options]));
+    }
+  } finally {
+    sortSplit.runRows = saved;
+  }
+  assert.equal(activeLeases(manager), 0);
+});
+
 Deno.test("no split for WITHOUT ROWID tables or a column named rowid", async () => {
   await using dir = await tempDir();
   await using pool = new ConnectionPool(`${dir.path}/one.db`);

@@ -210,6 +210,7 @@ export class ShardManager implements ShardSource {
         epoch: () => epochOf(this.#tables.current as ShardMap),
         reload: () => this.#directory.reloadRemoteMap(),
       },
+      this.#workers !== null,
     );
   }
 

@@ -42,6 +42,7 @@ export class ManagerSource implements ShardSource {
   get remote(): boolean {
     return this.#remote !== undefined;
   }
+  readonly offThread: boolean;
   guardWrite: ShardSource["guardWrite"] = (conn, shardId) => {
     const remote = this.#remote as RemoteSide;
     return remote.remote.checkEpoch(conn, shardId, remote.epoch(), remote.reload);
@@ -66,9 +67,11 @@ export class ManagerSource implements ShardSource {
     directory: () => ShardDirectory,
     maxConcurrentShards: number,
     driver: Driver,
-    remote?: RemoteSide,
+    remote: RemoteSide | undefined,
+    workers: boolean,
   ) {
     this.#remote = remote;
+    this.offThread = workers || remote !== undefined;
     if (remote === undefined) {
       this.guardWrite = undefined;
       this.shardFailure = undefined;

@@ -16,6 +16,9 @@ export function yieldToEventLoop(): Promise<void> {
 /** How long a library call may hold the event loop before it gives it a turn, ms. */
 export const SLICE_MS = 10;
 
+/** @internal The slice new {@link TimeSlice}s get: tests set 0 to make every check a turn. */
+export const sliceSettings = { ms: SLICE_MS };
+
 /**
  * A budget of event-loop time for one long call: `due()` says when the call has held the
  * loop for `sliceMs` since its last turn (a clock read: call it every few hundred rows, not
@@ -40,7 +43,7 @@ export class TimeSlice {
   /** Turns given so far. */
   pauses = 0;
 
-  constructor(sliceMs = SLICE_MS) {
+  constructor(sliceMs = sliceSettings.ms) {
     this.#sliceMs = sliceMs;
   }
 

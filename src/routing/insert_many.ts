@@ -192,11 +192,20 @@ export async function writeRuns(
         // handle (a shard worker) runs one while the next is encoded. One transaction, so a
         // failure rolls back whatever came after it too.
         const sent: Promise<number>[] = [];
+        // A call that failed stops the sending (the rest would be rolled back anyway); each
+        // is handled at once, so that one failing while this awaits a turn is not unhandled.
+        let failed = false;
+        const send = (sql: string, sets: SqlValue[][]) => {
+          const call = conn.runMany(sql, sets);
+          call.catch(() => failed = true);
+          sent.push(call);
+        };
         try {
           for (const run of list) {
-            if (run.chunks.length > 0) sent.push(conn.runMany(run.multiSql, run.chunks));
+            if (failed) break;
+            if (run.chunks.length > 0) send(run.multiSql, run.chunks);
             const rest = run.rest();
-            if (rest.length > 0) sent.push(conn.runMany(run.oneSql, rest));
+            if (rest.length > 0) send(run.oneSql, rest);
             while (sent.length > PIPELINE_DEPTH) changes += await (sent.shift() as Promise<number>);
             await slice.maybePause();
           }

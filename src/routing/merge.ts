@@ -257,12 +257,36 @@ export function buildPartialAggregate(
   aggregates: readonly (Aggregate | string)[],
   where?: Where | undefined,
   checkText?: TextCheck | undefined,
+  rowidRange?: { readonly from?: number | undefined; readonly to?: number | undefined },
 ): SqlStatement {
   if (aggregates.length === 0) throw new InvalidQueryError("aggregates", "none were given");
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
   const filter = buildWhere(where, checkText);
   const sql = `SELECT ${list.join(", ")} FROM ${quoteIdentifier(table, "table")}`;
-  return { sql: filter.sql === "" ? sql : `${sql} ${filter.sql}`, params: filter.params };
+  return withRowidRange(sql, filter, rowidRange);
+}
+
+/** `sql` with `filter` and, for a run of a split read (see split.ts), a rowid range. */
+function withRowidRange(
+  sql: string,
+  filter: SqlStatement,
+  rowidRange?: { readonly from?: number | undefined; readonly to?: number | undefined },
+): SqlStatement {
+  const params = [...filter.params];
+  const bounds: string[] = [];
+  if (rowidRange?.from !== undefined) {
+    bounds.push("rowid >= ?");
+    params.push(rowidRange.from);
+  }
+  if (rowidRange?.to !== undefined) {
+    bounds.push("rowid < ?");
+    params.push(rowidRange.to);
+  }
+  if (bounds.length > 0) {
+    const rest = filter.sql === "" ? "" : `(${filter.sql.slice("WHERE ".length)}) AND `;
+    return { sql: `${sql} WHERE ${rest}${bounds.join(" AND ")}`, params };
+  }
+  return { sql: filter.sql === "" ? sql : `${sql} ${filter.sql}`, params };
 }
 
 function fnOf(aggregate: Aggregate | AggregateFunction | string): Aggregate {
@@ -427,23 +451,10 @@ export function buildGroupedAggregate(
   const keys = columns.map((column, j) => `${column} AS "g${j}"`);
   const list = aggregates.map((aggregate, i) => partialAggregateSql(aggregate, `a${i}`));
   const filter = buildWhere(where, checkText);
-  let sql = `SELECT ${[...keys, ...list].join(", ")} FROM ${quoteIdentifier(table, "table")}`;
-  const params = [...filter.params];
-  // A run of a split read (see split.ts): the groups of the rows in a rowid range.
-  const bounds: string[] = [];
-  if (rowidRange?.from !== undefined) {
-    bounds.push("rowid >= ?");
-    params.push(rowidRange.from);
-  }
-  if (rowidRange?.to !== undefined) {
-    bounds.push("rowid < ?");
-    params.push(rowidRange.to);
-  }
-  if (bounds.length > 0) {
-    const rest = filter.sql === "" ? "" : `(${filter.sql.slice("WHERE ".length)}) AND `;
-    sql += ` WHERE ${rest}${bounds.join(" AND ")}`;
-  } else if (filter.sql !== "") sql += ` ${filter.sql}`;
-  return { sql: `${sql} GROUP BY ${columns.join(", ")}`, params };
+  const sql = `SELECT ${[...keys, ...list].join(", ")} FROM ${quoteIdentifier(table, "table")}`;
+  // A run of a split read: the groups of the rows in a rowid range.
+  const ranged = withRowidRange(sql, filter, rowidRange);
+  return { sql: `${ranged.sql} GROUP BY ${columns.join(", ")}`, params: ranged.params };
 }
 
 /**

@@ -30,7 +30,7 @@ import {
   type StreamShard,
   streamShards,
 } from "./stream.ts";
-import { needsSort, rowidCuts } from "./split.ts";
+import { needsSort, readRanges, rowidCuts, scansTable } from "./split.ts";
 import { isRetryable, ShardCalls } from "./shard_calls.ts";
 import type { ShardSource } from "./source.ts";
 import { checkReadFrom, type ReadFromOption } from "./read_from.ts";
@@ -161,6 +161,8 @@ export class Router {
   readonly #keySelectSql = new Map<string, string>();
   /** Whether a cross-shard select's SQL makes SQLite sort its whole result, by SQL text. */
   readonly #sortsWhole = new Map<string, boolean>();
+  // Per SQL text: whether a shard's aggregate scans its whole table (see #scanCuts).
+  readonly #scansWhole = new Map<string, boolean>();
   readonly #ledger = new BatchLedger();
   readonly #checkText: TextCheck | undefined;
 
@@ -823,6 +825,28 @@ export class Router {
     }
   }
 
+  /**
+   * Where to split a shard's aggregate into rowid ranges: nowhere unless the planner scans
+   * the whole table for it (asked once per SQL text) and the table is a rowid table big
+   * enough. Any failure here means no split: the statement itself reports it.
+   */
+  async #scanCuts(
+    conn: PooledConnection,
+    table: string,
+    statement: { sql: string; params: Params },
+  ): Promise<readonly number[]> {
+    try {
+      let scans = this.#scansWhole.get(statement.sql);
+      if (scans === undefined) {
+        scans = await scansTable(conn, statement.sql, statement.params);
+        if (this.#scansWhole.size < 1024) this.#scansWhole.set(statement.sql, scans);
+      }
+      return scans ? await rowidCuts(conn, table) : [];
+    } catch {
+      return [];
+    }
+  }
+
   async #routeSelect(table: string, options: SelectRouteOptions): Promise<Row[]> {
     const signal = signalOf(options);
     const entering = this.#calls.enter(signal, table);
@@ -1040,14 +1064,26 @@ export class Router {
       const parsed = list.map((e) => parseAggregate(e));
       const { shards, where } = this.#target(table, options);
       const statement = buildPartialAggregate(table, parsed, where, this.#checkText);
-      const partials = await this.#calls.onShards(
+      // The shards' statements would run back to back (a synchronous driver answers at
+      // once): they take turns in one time slice, and a shard whose statement scans the
+      // whole table is read as rowid ranges, one partial each, combined like shards'.
+      const slice = new TimeSlice();
+      const split = this.#source.offThread !== true;
+      const perShard = await this.#calls.onShards(
         shards,
         async (c) => {
-          return (await c.get(statement.sql, statement.params)) ?? {};
+          await slice.maybePause();
+          const cuts = split ? await this.#scanCuts(c, table, statement) : [];
+          if (cuts.length === 0) return [(await c.get(statement.sql, statement.params)) ?? {}];
+          return await readRanges(c, cuts, slice, (from, to) => {
+            const part = buildPartialAggregate(table, parsed, where, this.#checkText, { from, to });
+            return c.get(part.sql, part.params).then((row) => row ?? {});
+          });
         },
         signal,
         checkReadFrom(options),
       );
+      const partials = perShard.flat();
       const result: Record<string, SqlValue> = {};
       parsed.forEach((aggregate, i) => {
         result[list[i] as string] = combineAggregate(aggregate, partials, `a${i}`);

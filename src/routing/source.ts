@@ -50,6 +50,11 @@ export interface ShardSource {
    */
   readonly remote?: boolean | undefined;
   /**
+   * True when SQLite runs off this thread (shard workers, or servers): a statement cut in
+   * pieces for the event loop's sake would then only add round trips.
+   */
+  readonly offThread?: boolean | undefined;
+  /**
    * Shards on servers: the check every write makes first, inside its transaction on the
    * shard (the layout epoch). It throws to refuse the write. Absent: nothing to check.
    */

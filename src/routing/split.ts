@@ -11,6 +11,7 @@
 import type { PooledConnection } from "../pool/connection.ts";
 import { quoteIdentifier } from "../sql/identifiers.ts";
 import type { Params } from "../types.ts";
+import type { TimeSlice } from "../pool/yield.ts";
 
 /** Rows a run sorts, about; internal, so tests can force small runs. */
 export const sortSplit = { runRows: 10_000, maxRuns: 64 };
@@ -27,6 +28,49 @@ export async function needsSort(
   params: Params,
 ): Promise<boolean> {
   return sortsWholeResult(await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params));
+}
+
+/**
+ * Whether the query `sql` reads its table whole (a full scan, of the table or of a covering
+ * index), asked of SQLite on `conn`: an aggregate that finds its answer by an index
+ * search is not split.
+ */
+export async function scansTable(
+  conn: PooledConnection,
+  sql: string,
+  params: Params,
+): Promise<boolean> {
+  const plan = await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params);
+  return plan.some((row) => /^SCAN /.test(String(row.detail ?? "")));
+}
+
+/**
+ * Runs `read` on each rowid range `cuts` make (below the first cut, between cuts, from
+ * the last one up), inside one read transaction on `conn` so that the ranges are one
+ * snapshot, with a turn of the event loop before a range when `slice` is used up.
+ */
+export async function readRanges<T>(
+  conn: PooledConnection,
+  cuts: readonly number[],
+  slice: TimeSlice,
+  read: (from: number | undefined, to: number | undefined) => Promise<T>,
+): Promise<T[]> {
+  const out: T[] = [];
+  await conn.exec("BEGIN");
+  try {
+    for (let i = 0; i <= cuts.length; i++) {
+      // Checked before each range, and once more after a turn: the shards share the slice,
+      // and after a turn they resume one after another, each with a range to run.
+      if (slice.due()) {
+        await slice.pause();
+        if (slice.due()) await slice.pause();
+      }
+      out.push(await read(cuts[i - 1], cuts[i]));
+    }
+  } finally {
+    await conn.exec("COMMIT").catch(() => conn.exec("ROLLBACK").catch(() => {}));
+  }
+  return out;
 }
 
 /**
