@@ -108,12 +108,21 @@ const HEALTH_MAX_DELAY_MS = 50;
 // A port taken between our probe and sqld's bind: try again with another one.
 const BIND_ATTEMPTS = 4;
 
-/** A loopback port nobody listened on a moment ago. */
+// Ports handed out to servers of this process: never handed out twice. The OS may give a
+// port closed a moment ago to the next probe, and a server started concurrently on it would
+// fail to bind while its health check reached the other one (two shards on one server).
+const handedOut = new Set<number>();
+
+/** A loopback port nobody listened on a moment ago, and no server of this process has. */
 function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (;;) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
