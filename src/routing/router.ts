@@ -30,7 +30,7 @@ import {
   type StreamShard,
   streamShards,
 } from "./stream.ts";
-import { needsSort, readRanges, rowidCuts, scansTable } from "./split.ts";
+import { needsSplit, readRanges, rowidCuts, type SplitReason } from "./split.ts";
 import { isRetryable, ShardCalls } from "./shard_calls.ts";
 import type { ShardSource } from "./source.ts";
 import { checkReadFrom, type ReadFromOption } from "./read_from.ts";
@@ -159,10 +159,8 @@ export class Router {
   #strategy: ShardingStrategy;
   readonly #insertSql = new Map<string, string>();
   readonly #keySelectSql = new Map<string, string>();
-  /** Whether a cross-shard select's SQL makes SQLite sort its whole result, by SQL text. */
-  readonly #sortsWhole = new Map<string, boolean>();
-  // Per SQL text: whether a shard's aggregate scans its whole table (see #scanCuts).
-  readonly #scansWhole = new Map<string, boolean>();
+  /** Per split reason and SQL text: whether the plan shows the reason (see #splitCuts). */
+  readonly #plans = new Map<string, boolean>();
   readonly #ledger = new BatchLedger();
   readonly #checkText: TextCheck | undefined;
 
@@ -781,7 +779,7 @@ export class Router {
     const split: SplitPlan | undefined = terms.length === 0 || this.#source.remote === true
       ? undefined
       : {
-        cuts: (conn) => this.#sortCuts(conn, table, statement),
+        cuts: (conn) => this.#splitCuts(conn, table, statement, "sort"),
         run: (from, to) =>
           buildSelect(table, { ...select, rowidRange: { from, to } }, this.#checkText),
       };
@@ -804,44 +802,24 @@ export class Router {
   }
 
   /**
-   * Where to split a shard's sorted query into rowid runs (see `split.ts`): nowhere unless
-   * the planner sorts the whole result (asked once per SQL text) and the shard's table is a
-   * rowid table big enough. Any failure here means no split: the query itself reports it.
-   */
-  async #sortCuts(
-    conn: PooledConnection,
-    table: string,
-    statement: { sql: string; params: Params },
-  ): Promise<readonly number[]> {
-    try {
-      let sorts = this.#sortsWhole.get(statement.sql);
-      if (sorts === undefined) {
-        sorts = await needsSort(conn, statement.sql, statement.params);
-        if (this.#sortsWhole.size < 1024) this.#sortsWhole.set(statement.sql, sorts);
-      }
-      return sorts ? await rowidCuts(conn, table) : [];
-    } catch {
-      return [];
-    }
-  }
-
-  /**
-   * Where to split a shard's aggregate into rowid ranges: nowhere unless the planner scans
-   * the whole table for it (asked once per SQL text) and the table is a rowid table big
+   * Where to split a shard's statement into rowid runs (see `split.ts`): nowhere unless its
+   * plan shows `reason` (asked once per SQL text) and the shard's table is a rowid table big
    * enough. Any failure here means no split: the statement itself reports it.
    */
-  async #scanCuts(
+  async #splitCuts(
     conn: PooledConnection,
     table: string,
     statement: { sql: string; params: Params },
+    reason: SplitReason,
   ): Promise<readonly number[]> {
     try {
-      let scans = this.#scansWhole.get(statement.sql);
-      if (scans === undefined) {
-        scans = await scansTable(conn, statement.sql, statement.params);
-        if (this.#scansWhole.size < 1024) this.#scansWhole.set(statement.sql, scans);
+      const key = `${reason}\n${statement.sql}`;
+      let shows = this.#plans.get(key);
+      if (shows === undefined) {
+        shows = await needsSplit(conn, statement.sql, statement.params, reason);
+        if (this.#plans.size < 1024) this.#plans.set(key, shows);
       }
-      return scans ? await rowidCuts(conn, table) : [];
+      return shows ? await rowidCuts(conn, table) : [];
     } catch {
       return [];
     }
@@ -1073,7 +1051,7 @@ export class Router {
         shards,
         async (c) => {
           await slice.maybePause();
-          const cuts = split ? await this.#scanCuts(c, table, statement) : [];
+          const cuts = split ? await this.#splitCuts(c, table, statement, "scan") : [];
           if (cuts.length === 0) return [(await c.get(statement.sql, statement.params)) ?? {}];
           return await readRanges(c, cuts, slice, (from, to) => {
             const part = buildPartialAggregate(table, parsed, where, this.#checkText, { from, to });
@@ -1122,7 +1100,7 @@ export class Router {
       // A shard whose grouping SQLite would do in one step (a sort of every row) runs as
       // rowid ranges grouped one at a time; their groups merge and combine as shards' do.
       const split: SplitPlan | undefined = this.#source.remote === true ? undefined : {
-        cuts: (conn) => this.#sortCuts(conn, table, sortedSql),
+        cuts: (conn) => this.#splitCuts(conn, table, sortedSql, "sort"),
         run: (from, to) => {
           const part = buildGroupedAggregate(table, columns, parsed, where, this.#checkText, {
             from,

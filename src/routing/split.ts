@@ -16,32 +16,31 @@ import type { TimeSlice } from "../pool/yield.ts";
 /** Rows a run sorts, about; internal, so tests can force small runs. */
 export const sortSplit = { runRows: 10_000, maxRuns: 64 };
 
-/** Whether `plan` (rows of EXPLAIN QUERY PLAN) sorts the whole result for its ORDER BY. */
-export function sortsWholeResult(plan: readonly Record<string, unknown>[]): boolean {
-  return plan.some((row) => String(row.detail ?? "").includes("USE TEMP B-TREE FOR ORDER BY"));
-}
-
-/** Whether the query `sql` sorts its whole result, asked of SQLite on `conn`. */
-export async function needsSort(
-  conn: PooledConnection,
-  sql: string,
-  params: Params,
-): Promise<boolean> {
-  return sortsWholeResult(await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params));
-}
-
 /**
- * Whether the query `sql` reads its table whole (a full scan, of the table or of a covering
- * index), asked of SQLite on `conn`: an aggregate that finds its answer by an index
- * search is not split.
+ * What a split waits for in a statement's plan: `"sort"`, a sort of its whole result for
+ * its ORDER BY (a select, a GROUP BY); `"scan"`, a read of its whole table (an aggregate; one
+ * an index search answers is not split).
  */
-export async function scansTable(
+export type SplitReason = "sort" | "scan";
+
+/** Whether `plan` (rows of EXPLAIN QUERY PLAN) shows `reason`. */
+export function planShows(plan: readonly Record<string, unknown>[], reason: SplitReason): boolean {
+  return plan.some((row) => {
+    const detail = String(row.detail ?? "");
+    return reason === "sort"
+      ? detail.includes("USE TEMP B-TREE FOR ORDER BY")
+      : detail.startsWith("SCAN ");
+  });
+}
+
+/** Whether the query `sql` shows `reason` in its plan, asked of SQLite on `conn`. */
+export async function needsSplit(
   conn: PooledConnection,
   sql: string,
   params: Params,
+  reason: SplitReason,
 ): Promise<boolean> {
-  const plan = await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params);
-  return plan.some((row) => /^SCAN /.test(String(row.detail ?? "")));
+  return planShows(await conn.all(`EXPLAIN QUERY PLAN ${sql}`, params), reason);
 }
 
 /**
